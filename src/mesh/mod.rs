@@ -1,0 +1,6 @@
+//! Everything that speaks to a Meshtastic radio: the schema subset ([`proto`]), the stream
+//! framing ([`framing`]), the session rules ([`session`]) as sans-IO cores, and the I/O shell
+//! that drives them over serial or TCP ([`link`], [`transport`]).
+
+pub mod framing;
+pub mod proto;

@@ -1,1 +1,11 @@
+//! mmrelay: a relay between a Meshtastic LoRa mesh and Matrix rooms.
+//!
+//! - [`mesh`]: the radio side (framing, protobuf codec, session, link over serial or TCP);
+//! - [`sim`]: a simulated radio for tests and for trying mmrelay without hardware;
+//! - [`cli`]: the command line of the `mmrelay` binary;
+//! - [`config`]: reading MMRelay's `config.yaml`.
+
+pub mod cli;
+pub mod config;
 pub mod mesh;
+pub mod sim;

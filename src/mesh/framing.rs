@@ -137,6 +137,11 @@ impl<M: prost::Message + Default> Decoder<M> {
         self.len > 0
     }
 
+    /// True while a partial frame or an unfinished console line waits for more bytes.
+    pub fn has_pending(&self) -> bool {
+        self.len > 0 || !self.line.is_empty()
+    }
+
     /// Forgets any partial frame and console text (for a new connection).
     pub fn reset(&mut self) {
         self.len = 0;
@@ -184,10 +189,7 @@ impl<M: prost::Message + Default> Decoder<M> {
         loop {
             let rest = &self.buf[pos..self.len];
             // Everything before the next start byte lies outside any frame.
-            let skip = rest
-                .iter()
-                .position(|&b| b == START1)
-                .unwrap_or(rest.len());
+            let skip = rest.iter().position(|&b| b == START1).unwrap_or(rest.len());
             if skip > 0 {
                 self.consume_outside_at(pos, skip, on_event);
                 pos += skip;
@@ -395,10 +397,12 @@ mod tests {
         // fields are bytes) and a max-size payload.
         let m = FromRadio {
             id: 0x94c3,
-            payload: Some(from_radio::Payload::LogRecord(crate::mesh::proto::LogRecord {
-                message: vec![0x94, 0xc3, 0x94, 0xc3, 0x02, 0x00],
-                ..Default::default()
-            })),
+            payload: Some(from_radio::Payload::LogRecord(
+                crate::mesh::proto::LogRecord {
+                    message: vec![0x94, 0xc3, 0x94, 0xc3, 0x02, 0x00],
+                    ..Default::default()
+                },
+            )),
         };
         let mut dec = Decoder::new();
         let got = collect(&mut dec, &[&frame(&m), &frame(&msg(9))], false);
@@ -490,9 +494,16 @@ mod tests {
     fn console_text_lines_are_bounded_and_flushed_on_quiet() {
         let mut dec = Decoder::new();
         let long = vec![b'x'; MAX_CONSOLE_LINE + 10];
-        let got = collect(&mut dec, &[b"INFO | ok\r\nDEBUG | par", b"tial", &long], true);
+        let got = collect(
+            &mut dec,
+            &[b"INFO | ok\r\nDEBUG | par", b"tial", &long],
+            true,
+        );
         assert_eq!(got[0], Got::Line("INFO | ok".into()));
-        assert_eq!(got[1], Got::Line(format!("DEBUG | partial{}", "x".repeat(185))));
+        assert_eq!(
+            got[1],
+            Got::Line(format!("DEBUG | partial{}", "x".repeat(185)))
+        );
         assert_eq!(got[2], Got::Line("x".repeat(25)));
         assert_eq!(got.len(), 3);
     }

@@ -673,9 +673,7 @@ mod tests {
         // field 1 fixed32 (tag 0x0d), field 2 fixed32 (0x15), field 6 fixed32 (0x35)
         assert_eq!(
             b,
-            [
-                0x0d, 1, 0, 0, 0, 0x15, 0xff, 0xff, 0xff, 0xff, 0x35, 4, 3, 2, 1
-            ]
+            [0x0d, 1, 0, 0, 0, 0x15, 0xff, 0xff, 0xff, 0xff, 0x35, 4, 3, 2, 1]
         );
     }
 }

@@ -1,0 +1,106 @@
+//! The `mmrelay` command line: argument parsing, logging set-up and dispatch to the
+//! subcommands. `main.rs` only calls [`main`].
+
+pub mod radio;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mmrelay",
+    version,
+    about = "Relay between a Meshtastic mesh and Matrix rooms",
+    long_about = "Relay between a Meshtastic LoRa mesh and Matrix rooms.\n\n\
+                  Files live in $MMRELAY_HOME (default ~/.mmrelay), laid out as MMRelay lays them \
+                  out: config.yaml, matrix/credentials.json, database/."
+)]
+pub struct Cli {
+    /// The config file [default: HOME/config.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// mmrelay's home folder [default: $MMRELAY_HOME, else ~/.mmrelay]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace [default: info, or $RUST_LOG]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Talk to the radio directly: show its details, send a text, watch the mesh
+    #[command(subcommand)]
+    Radio(radio::RadioCommand),
+}
+
+fn init_logging(level: Option<&str>) -> Result<(), String> {
+    let mut b = env_logger::Builder::new();
+    match level {
+        Some(l) => {
+            let f: log::LevelFilter = l.parse().map_err(|_| {
+                format!("--log-level '{l}' is not a level: use error, warn, info, debug or trace")
+            })?;
+            b.filter_level(f);
+        }
+        None => {
+            b.filter_level(log::LevelFilter::Info);
+            if let Ok(spec) = std::env::var("RUST_LOG") {
+                b.parse_filters(&spec);
+            }
+        }
+    }
+    // Under systemd the journal adds its own timestamps.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        b.format_timestamp(None);
+    }
+    b.format_target(false);
+    b.try_init().map_err(|e| e.to_string())
+}
+
+/// Entry point of the `mmrelay` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let paths = cli_paths(&cli);
+    match cli.command {
+        Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
+        None => {
+            eprintln!(
+                "The relay itself is not part of this version of mmrelay yet.\n\
+                 Use `mmrelay radio info|send|listen` to talk to the radio (see --help)."
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The paths every subcommand may need.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub home: PathBuf,
+    pub config: PathBuf,
+}
+
+fn cli_paths(cli: &Cli) -> Paths {
+    let home = crate::config::home_dir(cli.home.as_deref());
+    let config = crate::config::config_path(&home, cli.config.as_deref());
+    Paths { home, config }
+}

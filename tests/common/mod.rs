@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: a simulated radio on loopback and a link with
+//! short timers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use mmrelay::mesh::link::{self, LinkEvent, LinkHandle, LinkOptions};
+use mmrelay::mesh::session::RadioInfo;
+use mmrelay::mesh::transport::Endpoint;
+use mmrelay::sim::{SimConfig, SimEvent, Simulator};
+use tokio::sync::{broadcast, mpsc};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub async fn tcp_sim(cfg: SimConfig) -> (Simulator, Endpoint) {
+    let sim = Simulator::new(cfg);
+    let (addr, _task) = sim.listen_tcp("127.0.0.1:0").await.expect("listen");
+    let ep = Endpoint::Tcp {
+        host: "127.0.0.1".into(),
+        port: addr.port(),
+    };
+    (sim, ep)
+}
+
+/// Link options with timers short enough for tests.
+pub fn fast(endpoint: Endpoint) -> LinkOptions {
+    let mut o = LinkOptions::new(endpoint);
+    o.heartbeat_interval = Duration::from_secs(30);
+    o.silence_timeout = Duration::from_secs(60);
+    o.config_timeout = Duration::from_secs(5);
+    o.send_spacing = Duration::from_millis(10);
+    o.ack_timeout = Duration::from_secs(5);
+    o.backoff_min = Duration::from_millis(100);
+    o.backoff_max = Duration::from_millis(400);
+    o
+}
+
+pub struct Running {
+    pub link: LinkHandle,
+    pub events: mpsc::Receiver<LinkEvent>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub fn start(opts: LinkOptions) -> Running {
+    let (link, events, task) = link::spawn(opts);
+    Running { link, events, task }
+}
+
+impl Running {
+    /// The next event that `pick` accepts; panics after [`WAIT`].
+    pub async fn next<T>(&mut self, what: &str, mut pick: impl FnMut(LinkEvent) -> Option<T>) -> T {
+        let fut = async {
+            loop {
+                match self.events.recv().await {
+                    Some(ev) => {
+                        if let Some(t) = pick(ev) {
+                            return t;
+                        }
+                    }
+                    None => panic!("link ended while waiting for {what}"),
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    pub async fn ready(&mut self) -> RadioInfo {
+        self.next("ready", |e| match e {
+            LinkEvent::Ready(i) => Some(*i),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn disconnected(&mut self) -> (String, bool) {
+        self.next("disconnect", |e| match e {
+            LinkEvent::Disconnected { reason, retrying } => Some((reason, retrying)),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// The next simulator event that `pick` accepts.
+pub async fn sim_next<T>(
+    rx: &mut broadcast::Receiver<SimEvent>,
+    what: &str,
+    mut pick: impl FnMut(SimEvent) -> Option<T>,
+) -> T {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if let Some(t) = pick(ev) {
+                        return t;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("simulator events ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for simulator {what}"))
+}

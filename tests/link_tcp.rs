@@ -23,9 +23,11 @@ fn text(channel: u32, t: &str) -> TextMessage {
 
 #[tokio::test]
 async fn handshake_gives_node_names_channels_and_config() {
-    let mut cfg = SimConfig::default();
-    cfg.hop_limit = 6;
-    cfg.channels = vec![(0, String::new()), (2, "Rescue".into())];
+    let mut cfg = SimConfig {
+        hop_limit: 6,
+        channels: vec![(0, String::new()), (2, "Rescue".into())],
+        ..Default::default()
+    };
     cfg.nodes.push(SimNode::new(
         0x4444dddd,
         "Dana \u{00e9}t\u{00e9}",
@@ -116,8 +118,10 @@ async fn receives_texts_replies_reactions_positions_and_telemetry() {
 
 #[tokio::test]
 async fn sends_text_with_radio_hop_limit_and_reports_ack_and_errors() {
-    let mut cfg = SimConfig::default();
-    cfg.hop_limit = 5;
+    let cfg = SimConfig {
+        hop_limit: 5,
+        ..Default::default()
+    };
     let (sim, ep) = tcp_sim(cfg).await;
     let mut sim_rx = sim.subscribe();
     let mut opts = fast(ep);

@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(ago(0, 100), "never");
         assert_eq!(ago(90, 100), "10s ago");
         assert_eq!(ago(100, 400), "5m ago");
-        assert_eq!(ago(0 + 1, 7202), "2h ago");
+        assert_eq!(ago(1, 7202), "2h ago");
         assert_eq!(ago(1, 3 * 86400 + 1), "3d ago");
     }
 }

@@ -163,22 +163,26 @@ impl<M: prost::Message + Default> Decoder<M> {
     /// The line has been quiet for a while: give up a stalled partial frame and flush an
     /// unfinished console line.
     pub fn on_quiet(&mut self, on_event: &mut dyn FnMut(Event<'_, M>)) {
-        if self.len >= 2 && self.buf[0] == START1 && self.buf[1] == START2 {
-            let want = if self.len >= HEADER_LEN {
-                HEADER_LEN + u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize
+        // No more bytes are coming: nothing held can complete. Give up each partial frame in
+        // turn (a rescan may find another inside it) until the buffer is empty.
+        while self.len > 0 {
+            if self.len >= 2 && self.buf[0] == START1 && self.buf[1] == START2 {
+                let want = if self.len >= HEADER_LEN {
+                    HEADER_LEN + u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize
+                } else {
+                    HEADER_LEN
+                };
+                self.stats.stalled += 1;
+                on_event(Event::Stalled {
+                    have: self.len,
+                    want,
+                });
+                self.reject_frame_start(self.len.min(want));
             } else {
-                HEADER_LEN
-            };
-            self.stats.stalled += 1;
-            on_event(Event::Stalled {
-                have: self.len,
-                want,
-            });
-            self.reject_frame_start(self.len.min(want));
+                // A lone start byte at the end of the stream.
+                self.consume_outside(1, on_event);
+            }
             self.process(on_event);
-        } else if self.len == 1 {
-            // A lone start byte at the end of the stream.
-            self.consume_outside(1, on_event);
         }
         self.flush_line(on_event);
     }
@@ -300,6 +304,7 @@ mod tests {
     use prost::Message;
 
     #[derive(Debug, PartialEq)]
+    #[allow(clippy::large_enum_variant)]
     enum Got {
         Msg(FromRadio),
         Line(String),

@@ -282,7 +282,7 @@ impl Simulator {
         }
     }
 
-    fn from_radio(&self, payload: from_radio::Payload) -> FromRadio {
+    fn frame_msg(&self, payload: from_radio::Payload) -> FromRadio {
         FromRadio {
             id: self
                 .shared
@@ -299,7 +299,7 @@ impl Simulator {
 
     /// Sends a `FromRadio` to every connected client; returns how many got it.
     pub fn inject(&self, payload: from_radio::Payload) -> usize {
-        let msg = self.from_radio(payload);
+        let msg = self.frame_msg(payload);
         let frame = framing::encode_message(&msg).expect("simulated messages fit a frame");
         self.inject_raw(&frame)
     }
@@ -426,20 +426,20 @@ impl Simulator {
         use from_radio::Payload as P;
         let cfg = self.config();
         let now = unix_now();
-        let mut out = vec![self.from_radio(P::MyInfo(MyNodeInfo {
+        let mut out = vec![self.frame_msg(P::MyInfo(MyNodeInfo {
             my_node_num: cfg.me.num,
             reboot_count: 3,
             min_app_version: 30200,
             nodedb_count: cfg.nodes.len() as u32 + 1,
             ..Default::default()
         }))];
-        out.push(self.from_radio(P::NodeInfo(NodeInfo {
+        out.push(self.frame_msg(P::NodeInfo(NodeInfo {
             num: cfg.me.num,
             user: Some(cfg.me.user()),
             last_heard: now,
             ..Default::default()
         })));
-        out.push(self.from_radio(P::Metadata(DeviceMetadata {
+        out.push(self.frame_msg(P::Metadata(DeviceMetadata {
             firmware_version: cfg.firmware.as_bytes().to_vec(),
             device_state_version: 24,
             has_bluetooth: true,
@@ -464,13 +464,13 @@ impl Simulator {
                 ),
                 None => (ChannelRole::Disabled, None),
             };
-            out.push(self.from_radio(P::Channel(Channel {
+            out.push(self.frame_msg(P::Channel(Channel {
                 index: index as i32,
                 settings,
                 role: role as i32,
             })));
         }
-        out.push(self.from_radio(P::Config(Config {
+        out.push(self.frame_msg(P::Config(Config {
             section: Some(config::Section::Lora(LoRaConfig {
                 use_preset: true,
                 region: 3,
@@ -479,16 +479,16 @@ impl Simulator {
                 ..Default::default()
             })),
         })));
-        out.push(self.from_radio(P::Config(Config {
+        out.push(self.frame_msg(P::Config(Config {
             section: Some(config::Section::Security(SecurityConfig {
                 serial_enabled: true,
                 ..Default::default()
             })),
         })));
         // A module config section the relay does not read (MQTT, disabled).
-        out.push(self.from_radio(P::ModuleConfig(vec![0x0a, 0x02, 0x08, 0x00])));
+        out.push(self.frame_msg(P::ModuleConfig(vec![0x0a, 0x02, 0x08, 0x00])));
         for (i, n) in cfg.nodes.iter().enumerate() {
-            out.push(self.from_radio(P::NodeInfo(NodeInfo {
+            out.push(self.frame_msg(P::NodeInfo(NodeInfo {
                 num: n.num,
                 user: Some(n.user()),
                 last_heard: now.saturating_sub(60 * (i as u32 + 1)),
@@ -498,7 +498,7 @@ impl Simulator {
             })));
         }
         if self.shared.finish_config.load(Ordering::SeqCst) {
-            out.push(self.from_radio(P::ConfigCompleteId(nonce)));
+            out.push(self.frame_msg(P::ConfigCompleteId(nonce)));
         }
         out
     }
@@ -515,7 +515,7 @@ impl Simulator {
                         log::debug!("sim: client connected from {peer}");
                         let _ = stream.set_nodelay(true);
                         let sim = sim.clone();
-                        tokio::spawn(async move { sim.serve(stream).await });
+                        tokio::spawn(async move { sim.serve(stream, true).await });
                     }
                     Err(e) => {
                         log::warn!("sim: accept failed: {e}");
@@ -547,7 +547,7 @@ impl Simulator {
         let task = tokio::spawn(async move {
             // Holding the slave open keeps the master readable while no client is attached.
             let _slave = slave;
-            sim.serve(master).await;
+            sim.serve(master, false).await;
         });
         Ok(SimPty {
             path,
@@ -560,8 +560,13 @@ impl Simulator {
         let _ = self.shared.events.send(ev);
     }
 
-    /// Serves one client connection until it closes or the simulator drops it.
-    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) {
+    /// Serves one client connection until it closes or the simulator drops it. A TCP
+    /// connection ends when the client says `disconnect`; a serial port stays open.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        close_on_disconnect: bool,
+    ) {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut outbound = self.shared.outbound.subscribe();
         let mut drops = self.shared.drop_clients.subscribe();
@@ -596,8 +601,12 @@ impl Simulator {
                         _ => {}
                     });
                     for msg in inbox.drain(..) {
-                        let replies = self.on_to_radio(msg);
-                        let Some(replies) = replies else { break 'conn };
+                        let Some(replies) = self.on_to_radio(msg) else {
+                            if close_on_disconnect {
+                                break 'conn;
+                            }
+                            continue;
+                        };
                         for r in replies {
                             let frame = framing::encode_message(&r).expect("fits");
                             if wr.write_all(&frame).await.is_err() {
@@ -623,7 +632,7 @@ impl Simulator {
             Some(to_radio::Payload::Heartbeat(hb)) => {
                 self.emit(SimEvent::Heartbeat(hb.nonce));
                 if self.shared.answer_heartbeats.load(Ordering::SeqCst) {
-                    Some(vec![self.from_radio(P::QueueStatus(self.queue_status(0)))])
+                    Some(vec![self.frame_msg(P::QueueStatus(self.queue_status(0)))])
                 } else {
                     Some(vec![])
                 }
@@ -637,7 +646,7 @@ impl Simulator {
                     rec.push_back(p.clone());
                 }
                 self.emit(SimEvent::Packet(p.clone()));
-                let mut out = vec![self.from_radio(P::QueueStatus(self.queue_status(p.id)))];
+                let mut out = vec![self.frame_msg(P::QueueStatus(self.queue_status(p.id)))];
                 let me = self.shared.config.lock().unwrap().me.num;
                 let mode = *self.shared.ack_mode.lock().unwrap();
                 let code = match mode {
@@ -663,7 +672,7 @@ impl Simulator {
                         })),
                         ..Default::default()
                     };
-                    out.push(self.from_radio(P::Packet(ack)));
+                    out.push(self.frame_msg(P::Packet(ack)));
                 }
                 Some(out)
             }

@@ -53,10 +53,48 @@ pub struct MeshtasticSection {
     pub port: Option<u16>,
 }
 
+/// `matrix.e2ee`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct E2eeSection {
+    pub enabled: Option<bool>,
+    pub store_path: Option<String>,
+}
+
+/// The `matrix:` section, as MMRelay writes it (the legacy password keys included).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct MatrixSection {
+    pub homeserver: Option<String>,
+    pub bot_user_id: Option<String>,
+    pub password: Option<String>,
+    pub access_token: Option<String>,
+    pub e2ee: E2eeSection,
+}
+
+/// One entry of `matrix_rooms`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RoomEntry {
+    /// Room id (`!abc:server`) or alias (`#room:server`).
+    pub id: String,
+    pub meshtastic_channel: Option<u32>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub meshtastic: MeshtasticSection,
+    pub matrix: MatrixSection,
+    pub matrix_rooms: Vec<RoomEntry>,
+}
+
+/// Expands a leading `~/` to `$HOME/`.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
 }
 
 impl Config {

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! mmrelay: a relay between a Meshtastic LoRa mesh and Matrix rooms.
 //!
 //! - [`mesh`]: the radio side (framing, protobuf codec, session, link over serial or TCP);
@@ -7,5 +8,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod matrix;
 pub mod mesh;
 pub mod sim;

@@ -1,6 +1,7 @@
 //! The `mmrelay` command line: argument parsing, logging set-up and dispatch to the
 //! subcommands. `main.rs` only calls [`main`].
 
+pub mod auth;
 pub mod radio;
 
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manage the bot's Matrix session (login, status, logout)
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// Talk to the radio directly: show its details, send a text, watch the mesh
     #[command(subcommand)]
     Radio(radio::RadioCommand),
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
     let paths = cli_paths(&cli);
     match cli.command {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
+        Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),
         None => {
             eprintln!(
                 "The relay itself is not part of this version of mmrelay yet.\n\

@@ -1,0 +1,196 @@
+//! `mmrelay auth login|status|logout`: the Matrix session, with prompts when run at a
+//! terminal and flags, a password file, an environment variable or standard input otherwise.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::Paths;
+use crate::matrix::credentials::MatrixPaths;
+use crate::matrix::session::{self, LoginParams};
+
+/// The environment variable that may hold the password.
+pub const PASSWORD_ENV: &str = "MMRELAY_MATRIX_PASSWORD";
+
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Read the password from this file ('-' for standard input) [or $MMRELAY_MATRIX_PASSWORD]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Log the bot in: writes credentials.json, creates the E2EE store, sets up cross-signing
+    Login {
+        /// Homeserver URL or server name (https:// is added when missing)
+        #[arg(long, value_name = "URL")]
+        homeserver: Option<String>,
+        /// The bot's user: localpart or @user:server
+        #[arg(long, value_name = "USER")]
+        username: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Replace the account's cross-signing identity (when its keys were lost)
+        #[arg(long)]
+        reset_cross_signing: bool,
+    },
+    /// Show the credentials in use and whether they work; exit 0 when usable
+    Status,
+    /// Log the bot out on the server and remove its credentials and E2EE store
+    Logout {
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Do not ask for confirmation
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
+/// The Matrix paths for this home, honouring `matrix.e2ee.store_path` in the config.
+pub fn matrix_paths(paths: &Paths) -> MatrixPaths {
+    let store = crate::config::Config::load(&paths.config)
+        .ok()
+        .and_then(|c| c.matrix.e2ee.store_path)
+        .map(|s| crate::config::expand_home(&s));
+    MatrixPaths::new(&paths.home, store.as_deref())
+}
+
+fn prompt(question: &str) -> Result<String, String> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    Ok(line.trim().to_string())
+}
+
+/// The password from `--password-file`, the environment, a prompt (at a terminal) or
+/// standard input.
+fn password(args: &PasswordArgs) -> Result<String, String> {
+    if let Some(file) = &args.password_file {
+        let text = if file.as_os_str() == "-" {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            line
+        } else {
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("--password-file {}: {e}", file.display()))?
+        };
+        let pw = text.trim_end_matches(['\r', '\n']).to_string();
+        if pw.is_empty() {
+            return Err("the password file is empty".into());
+        }
+        return Ok(pw);
+    }
+    if let Ok(pw) = std::env::var(PASSWORD_ENV) {
+        if !pw.is_empty() {
+            return Ok(pw);
+        }
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password: ").map_err(|e| e.to_string());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        return Err(format!(
+            "no password: give --password-file, set ${PASSWORD_ENV}, or type it at a terminal"
+        ));
+    }
+    Ok(pw)
+}
+
+pub async fn run(paths: &Paths, cmd: AuthCommand) -> ExitCode {
+    let mpaths = matrix_paths(paths);
+    let res = match cmd {
+        AuthCommand::Login {
+            homeserver,
+            username,
+            password: pw,
+            reset_cross_signing,
+        } => login(&mpaths, homeserver, username, &pw, reset_cross_signing).await,
+        AuthCommand::Status => {
+            let report = session::status(&mpaths).await;
+            for l in &report.lines {
+                println!("{l}");
+            }
+            return if report.usable {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        AuthCommand::Logout { password: pw, yes } => logout(&mpaths, &pw, yes).await,
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn login(
+    mpaths: &MatrixPaths,
+    homeserver: Option<String>,
+    username: Option<String>,
+    pw: &PasswordArgs,
+    reset: bool,
+) -> Result<(), String> {
+    let interactive = std::io::stdin().is_terminal();
+    let homeserver = match homeserver {
+        Some(h) => h,
+        None if interactive => prompt("Homeserver (e.g. matrix.org): ")?,
+        None => return Err("--homeserver is required when not at a terminal".into()),
+    };
+    let username = match username {
+        Some(u) => u,
+        None if interactive => prompt("Username (e.g. @relaybot:matrix.org): ")?,
+        None => return Err("--username is required when not at a terminal".into()),
+    };
+    if homeserver.is_empty() || username.is_empty() {
+        return Err("the homeserver and the username must not be empty".into());
+    }
+    let password = password(pw)?;
+    let params = LoginParams {
+        homeserver,
+        username,
+        password,
+        reset_cross_signing: reset,
+    };
+    session::login(mpaths, &params, &mut |line| println!("{line}")).await?;
+    Ok(())
+}
+
+async fn logout(mpaths: &MatrixPaths, pw: &PasswordArgs, yes: bool) -> Result<(), String> {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err("add -y to log out without a terminal to confirm at".into());
+        }
+        let answer = prompt(&format!(
+            "Log out and delete {} and the E2EE store? [y/N] ",
+            mpaths.credentials.display()
+        ))?;
+        if !matches!(answer.as_str(), "y" | "Y" | "yes") {
+            return Err("nothing was changed".into());
+        }
+    }
+    let password = password(pw)?;
+    for line in session::logout(mpaths, &password).await? {
+        println!("{line}");
+    }
+    Ok(())
+}

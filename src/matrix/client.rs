@@ -1,0 +1,487 @@
+//! The running Matrix client the relay drives: restores the session, syncs with a minimal
+//! filter (only the configured rooms, a short timeline, lazy-loaded members, no presence,
+//! account data, typing or receipts), joins the configured rooms, hands incoming messages and
+//! reactions to a bounded channel, keeps undecryptable events until their keys arrive, and
+//! sends through the SDK's persistent send queue (retried across outages and restarts, never
+//! twice).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use log::{debug, error, info, warn};
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::event_handler::RawEvent;
+use matrix_sdk::ruma::api::client::filter::{
+    FilterDefinition, LazyLoadOptions, RoomEventFilter, RoomFilter,
+};
+use matrix_sdk::ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent;
+use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
+use matrix_sdk::ruma::events::{AnyMessageLikeEventContent, AnySyncMessageLikeEvent};
+use matrix_sdk::ruma::serde::Raw;
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomOrAliasId};
+use matrix_sdk::send_queue::RoomSendQueueUpdate;
+use matrix_sdk::{Client, Room, RoomState};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::content::{parse_event, Incoming};
+use super::credentials::MatrixPaths;
+use super::session::{self, RestoreError};
+
+/// How the client behaves; [`MatrixOptions::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct MatrixOptions {
+    /// Room ids (`!id:server`) or aliases (`#alias:server`) to bridge.
+    pub rooms: Vec<String>,
+    /// Events per room in each sync response.
+    pub timeline_limit: u32,
+    /// Capacity of the event channel to the relay.
+    pub event_queue: usize,
+    /// Undecryptable events kept while waiting for their keys.
+    pub pending_undecrypted: usize,
+    /// Long-poll time of each sync.
+    pub sync_timeout: Duration,
+}
+
+impl MatrixOptions {
+    pub fn new(rooms: Vec<String>) -> Self {
+        MatrixOptions {
+            rooms,
+            timeline_limit: 10,
+            event_queue: 100,
+            pending_undecrypted: 100,
+            sync_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the client tells the relay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatrixEvent {
+    /// A message or reaction in a bridged room (also the bot's own, marked by its sender).
+    Incoming(Incoming),
+    /// A queued send reached the server.
+    Sent {
+        room_id: String,
+        transaction_id: String,
+        event_id: String,
+    },
+}
+
+/// The relay's handle on the running client.
+#[derive(Clone)]
+pub struct MatrixHandle {
+    client: Client,
+    send_lock: Arc<tokio::sync::Mutex<()>>,
+    rooms: Arc<Vec<OwnedRoomId>>,
+    user_id: OwnedUserId,
+}
+
+/// Everything the sync task needs to share with the event handlers.
+struct Shared {
+    rooms: HashSet<OwnedRoomId>,
+    tx: mpsc::Sender<MatrixEvent>,
+    /// Undecryptable events: (room, raw event, session id).
+    pending: Mutex<VecDeque<(OwnedRoomId, Raw<OriginalSyncRoomEncryptedEvent>, String)>>,
+    pending_cap: usize,
+}
+
+/// The sync filter: only `rooms`, a short timeline, lazy-loaded members, and nothing of
+/// presence, account data, typing or receipts.
+pub fn sync_filter(rooms: &[OwnedRoomId], timeline_limit: u32) -> FilterDefinition {
+    let mut f = FilterDefinition::default();
+    f.presence = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
+    f.account_data = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
+    let mut room = RoomFilter::default();
+    room.rooms = Some(rooms.to_vec());
+    room.include_leave = false;
+    room.account_data = RoomEventFilter::ignore_all();
+    room.ephemeral = RoomEventFilter::ignore_all();
+    let mut timeline = RoomEventFilter::default();
+    timeline.limit = Some(timeline_limit.into());
+    room.timeline = timeline;
+    let mut state = RoomEventFilter::default();
+    state.lazy_load_options = LazyLoadOptions::Enabled {
+        include_redundant_members: false,
+    };
+    room.state = state;
+    f.room = room;
+    f
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resolves ids and aliases to room ids.
+async fn resolve_rooms(client: &Client, rooms: &[String]) -> Result<Vec<OwnedRoomId>, String> {
+    let mut out = Vec::new();
+    for r in rooms {
+        let id = <&RoomOrAliasId>::try_from(r.as_str())
+            .map_err(|e| format!("matrix_rooms: '{r}' is not a room id or alias: {e}"))?;
+        if id.is_room_id() {
+            out.push(<&RoomId>::try_from(r.as_str()).expect("checked").to_owned());
+        } else {
+            let alias = <&matrix_sdk::ruma::RoomAliasId>::try_from(r.as_str()).expect("checked");
+            let resp = client
+                .resolve_room_alias(alias)
+                .await
+                .map_err(|e| format!("cannot resolve room alias {r}: {e}"))?;
+            out.push(resp.room_id);
+        }
+    }
+    Ok(out)
+}
+
+impl MatrixHandle {
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn user_id(&self) -> &OwnedUserId {
+        &self.user_id
+    }
+
+    /// The bridged rooms, by id.
+    pub fn rooms(&self) -> &[OwnedRoomId] {
+        &self.rooms
+    }
+
+    /// Queues an event for `room_id` in the persistent send queue; returns its transaction id.
+    /// The event reaches the room even across outages and restarts, and only once.
+    pub async fn send(&self, room_id: &str, event_type: &str, content: &Value) -> Result<String, String> {
+        let rid = <&RoomId>::try_from(room_id).map_err(|e| format!("room id {room_id}: {e}"))?;
+        let room = self
+            .client
+            .get_room(rid)
+            .ok_or_else(|| format!("not in room {room_id}"))?;
+        let raw: Raw<AnyMessageLikeEventContent> = Raw::new(content)
+            .map_err(|e| e.to_string())?
+            .cast_unchecked();
+        // The SDK announces the transaction id of a queued event as a local echo; sends are
+        // serialised so that the echo read back is this one.
+        let _guard = self.send_lock.lock().await;
+        let queue = room.send_queue();
+        let (_, mut updates) = queue
+            .subscribe()
+            .await
+            .map_err(|e| format!("cannot queue an event for {room_id}: {e}"))?;
+        queue
+            .send_raw(raw, event_type.to_string())
+            .await
+            .map_err(|e| format!("cannot queue an event for {room_id}: {e}"))?;
+        loop {
+            match updates.try_recv() {
+                Ok(RoomSendQueueUpdate::NewLocalEvent(echo)) => {
+                    return Ok(echo.transaction_id.to_string())
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(e) => return Err(format!("queued for {room_id}, but its id is unknown: {e}")),
+            }
+        }
+    }
+
+    /// Stops sending (what is queued stays queued for the next start).
+    pub async fn stop(&self) {
+        self.client.send_queue().set_enabled(false).await;
+    }
+}
+
+/// Restores the session, runs the initial sync, joins the rooms and starts syncing.
+pub async fn start(
+    paths: &MatrixPaths,
+    opts: MatrixOptions,
+) -> Result<(MatrixHandle, mpsc::Receiver<MatrixEvent>, JoinHandle<()>), String> {
+    info!("Found credentials at {}", paths.credentials.display());
+    let restored = session::restore(paths).await.map_err(|e| match e {
+        RestoreError::NoCredentials(s)
+        | RestoreError::WrongDevice(s)
+        | RestoreError::DeviceKeysElsewhere(s)
+        | RestoreError::Other(s) => s,
+    })?;
+    let client = restored.client;
+    let user_id = client.user_id().expect("restored").to_owned();
+    info!("Using device ID: {}", restored.credentials.device_id);
+    info!("Setting up End-to-End Encryption...");
+
+    let rooms = resolve_rooms(&client, &opts.rooms).await?;
+    let (tx, rx) = mpsc::channel(opts.event_queue.max(1));
+    let shared = Arc::new(Shared {
+        rooms: rooms.iter().cloned().collect(),
+        tx: tx.clone(),
+        pending: Mutex::new(VecDeque::new()),
+        pending_cap: opts.pending_undecrypted.max(1),
+    });
+
+    // Messages, reactions and undecryptable events in the bridged rooms.
+    let s = shared.clone();
+    client.add_event_handler(move |_ev: AnySyncMessageLikeEvent, room: Room, raw: RawEvent| {
+        let s = s.clone();
+        async move { on_timeline_event(&s, room, raw).await }
+    });
+    // Invites: accepted for configured rooms only.
+    let s = shared.clone();
+    client.add_event_handler(move |ev: StrippedRoomMemberEvent, room: Room, client: Client| {
+        let s = s.clone();
+        async move { on_invite(&s, ev, room, client).await }
+    });
+
+    info!("Performing initial sync...");
+    let filter = sync_filter(&rooms, opts.timeline_limit);
+    let settings = SyncSettings::new()
+        .filter(filter.into())
+        .timeout(opts.sync_timeout)
+        .ignore_timeout_on_first_sync(true)
+        .set_presence(matrix_sdk::ruma::presence::PresenceState::Offline);
+    client
+        .sync_once(settings.clone())
+        .await
+        .map_err(|e| format!("initial sync failed: {}", session::explain(&e, &restored.credentials.homeserver)))?;
+    if restored.new_store {
+        info!("Encryption keys uploaded successfully");
+    }
+    for (rid, name) in rooms.iter().zip(&opts.rooms) {
+        let joined = client.get_room(rid).is_some_and(|r| r.state() == RoomState::Joined);
+        if !joined {
+            info!("Joining room {name}");
+            if let Err(e) = client.join_room_by_id(rid).await {
+                warn!("Could not join room {name}: {e} (invite the bot, or check the room id)");
+            }
+        }
+    }
+    let joined = rooms
+        .iter()
+        .filter(|r| client.get_room(r).is_some_and(|r| r.state() == RoomState::Joined))
+        .count();
+    info!(
+        "Initial sync completed. Found {joined} rooms.{}",
+        rss_kib()
+            .map(|k| format!(" (memory: {:.1} MiB resident)", k as f64 / 1024.0))
+            .unwrap_or_default()
+    );
+
+    // Durable sends: resume what a previous run queued, report what reaches the server, and
+    // turn the queue back on after an outage.
+    let sq = client.send_queue();
+    sq.set_enabled(true).await;
+    sq.respawn_tasks_for_rooms_with_unsent_requests().await;
+    let mut updates = sq.subscribe();
+    let tx_sent = tx.clone();
+    let updates_task = tokio::spawn(async move {
+        loop {
+            match updates.recv().await {
+                Ok(u) => {
+                    if let RoomSendQueueUpdate::SentEvent {
+                        transaction_id,
+                        event_id,
+                    } = u.update
+                    {
+                        let ev = MatrixEvent::Sent {
+                            room_id: u.room_id.to_string(),
+                            transaction_id: transaction_id.to_string(),
+                            event_id: event_id.to_string(),
+                        };
+                        if tx_sent.send(ev).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!("missed {n} send-queue updates")
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let mut errors = sq.subscribe_errors();
+    let c2 = client.clone();
+    let errors_task = tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match errors.recv().await {
+                Ok(e) => {
+                    warn!(
+                        "Sending to {} failed: {}; retrying in {}s",
+                        e.room_id,
+                        e.error,
+                        delay.as_secs()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                    c2.send_queue().set_enabled(true).await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+
+    // Late room keys: retry the undecryptable events they unlock.
+    let keys_task = match client.encryption().room_keys_received_stream().await {
+        Some(mut stream) => {
+            let s = shared.clone();
+            let c3 = client.clone();
+            Some(tokio::spawn(async move {
+                while let Some(batch) = stream.next().await {
+                    let Ok(keys) = batch else { continue };
+                    let sessions: HashSet<String> = keys.into_iter().map(|k| k.session_id).collect();
+                    retry_pending(&s, &c3, &sessions).await;
+                }
+            }))
+        }
+        None => None,
+    };
+
+    let c4 = client.clone();
+    let homeserver = restored.credentials.homeserver.clone();
+    let sync_task = tokio::spawn(async move {
+        let res = c4
+            .sync_with_result_callback(settings, |res| {
+                let homeserver = homeserver.clone();
+                async move {
+                    if let Err(e) = &res {
+                        use matrix_sdk::ruma::api::error::ErrorKind;
+                        if let Some(ErrorKind::UnknownToken(_)) = e.client_api_error_kind() {
+                            error!("The Matrix access token was revoked; run `mmrelay auth login`");
+                            return Ok(matrix_sdk::LoopCtrl::Break);
+                        }
+                        warn!("Matrix sync failed: {}; retrying", session::explain(e, &homeserver));
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    Ok(matrix_sdk::LoopCtrl::Continue)
+                }
+            })
+            .await;
+        if let Err(e) = res {
+            error!("Matrix sync stopped: {e}");
+        }
+        updates_task.abort();
+        errors_task.abort();
+        if let Some(t) = keys_task {
+            t.abort();
+        }
+    });
+
+    Ok((
+        MatrixHandle {
+            client,
+            send_lock: Arc::new(tokio::sync::Mutex::new(())),
+            rooms: Arc::new(rooms),
+            user_id,
+        },
+        rx,
+        sync_task,
+    ))
+}
+
+async fn deliver(s: &Shared, room: &Room, mut incoming: Incoming) {
+    let sender = incoming.sender().to_string();
+    if let Ok(uid) = <&matrix_sdk::ruma::UserId>::try_from(sender.as_str()) {
+        if let Ok(Some(member)) = room.get_member_no_sync(uid).await {
+            incoming.set_sender_name(member.name().to_string());
+        }
+    }
+    if s.tx.send(MatrixEvent::Incoming(incoming)).await.is_err() {
+        debug!("Matrix events are no longer read");
+    }
+}
+
+async fn on_timeline_event(s: &Shared, room: Room, raw: RawEvent) {
+    if !s.rooms.contains(room.room_id()) {
+        return;
+    }
+    let Ok(json) = serde_json::from_str::<Value>(raw.0.get()) else {
+        return;
+    };
+    if json.get("type").and_then(Value::as_str) == Some("m.room.encrypted") {
+        // The SDK could not decrypt it: keep it until its key arrives.
+        let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("?");
+        let session_id = json
+            .pointer("/content/session_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        warn!(
+            "Failed to decrypt event {event_id} in {}, requesting keys",
+            room.room_id()
+        );
+        let raw_enc: Raw<OriginalSyncRoomEncryptedEvent> = Raw::from_json(raw.0.clone());
+        let mut pending = s.pending.lock().unwrap();
+        if pending.len() >= s.pending_cap {
+            if let Some((_, old, _)) = pending.pop_front() {
+                let old_id = old.get_field::<String>("event_id").ok().flatten().unwrap_or_default();
+                warn!("Gave up waiting for the key of event {old_id} (too many undecryptable events)");
+            }
+        }
+        pending.push_back((room.room_id().to_owned(), raw_enc, session_id));
+        return;
+    }
+    let encrypted = room
+        .latest_encryption_state()
+        .await
+        .map(|s| s.is_encrypted())
+        .unwrap_or(false);
+    if let Some(incoming) = parse_event(room.room_id().as_str(), &json, encrypted) {
+        deliver(s, &room, incoming).await;
+    }
+}
+
+async fn retry_pending(s: &Shared, client: &Client, sessions: &HashSet<String>) {
+    let ready: Vec<_> = {
+        let mut pending = s.pending.lock().unwrap();
+        let (ready, keep): (Vec<_>, Vec<_>) = pending
+            .drain(..)
+            .partition(|(_, _, sid)| sessions.contains(sid));
+        pending.extend(keep);
+        ready
+    };
+    for (room_id, raw, sid) in ready {
+        let Some(room) = client.get_room(&room_id) else { continue };
+        match room.decrypt_event(&raw, None).await {
+            Ok(ev) if !ev.kind.is_utd() => {
+                let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else { continue };
+                let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("?").to_string();
+                info!("Decrypted event {event_id} in {room_id} now that its key arrived");
+                if let Some(incoming) = parse_event(room_id.as_str(), &json, true) {
+                    deliver(s, &room, incoming).await;
+                }
+            }
+            _ => {
+                debug!("key for session {sid} arrived but the event still does not decrypt");
+                s.pending.lock().unwrap().push_back((room_id, raw, sid));
+            }
+        }
+    }
+}
+
+async fn on_invite(s: &Shared, ev: StrippedRoomMemberEvent, room: Room, client: Client) {
+    if Some(ev.state_key.as_ref()) != client.user_id() || room.state() != RoomState::Invited {
+        return;
+    }
+    if !s.rooms.contains(room.room_id()) {
+        info!("Ignoring invite to {} (not a configured room)", room.room_id());
+        return;
+    }
+    info!("Accepting invite to {}", room.room_id());
+    let mut delay = Duration::from_secs(2);
+    for _ in 0..6 {
+        match room.join().await {
+            Ok(_) => return,
+            Err(e) => {
+                warn!("Joining {} failed: {e}; retrying in {}s", room.room_id(), delay.as_secs());
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+}

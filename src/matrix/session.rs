@@ -1,0 +1,645 @@
+//! The Matrix session: building a client on the SQLite E2EE store, logging in (with
+//! cross-signing), restoring a session from credentials.json with the store's identity checked,
+//! status and logout. The `auth` commands and the running client are built on these.
+
+use std::path::Path;
+use std::time::Duration;
+
+use log::info;
+use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::{RequestConfig, SyncSettings};
+use matrix_sdk::encryption::{BackupDownloadStrategy, EncryptionSettings};
+use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomFilter};
+use matrix_sdk::ruma::api::client::uiaa::{AuthData, MatrixUserIdentifier, Password, UserIdentifier};
+use matrix_sdk::ruma::api::client::keys::get_keys;
+use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
+use matrix_sdk::{Client, SessionMeta, SessionTokens, SqliteStoreConfig};
+
+use super::credentials::{self, Credentials, MatrixPaths};
+
+/// The display name of mmrelay's devices.
+pub const DEVICE_NAME: &str = "mmrelay";
+
+/// Adds `https://` when the user gave a bare host name.
+pub fn normalize_homeserver(input: &str) -> String {
+    let s = input.trim().trim_end_matches('/');
+    if s.starts_with("http://") || s.starts_with("https://") {
+        s.to_string()
+    } else {
+        format!("https://{s}")
+    }
+}
+
+/// Explains a Matrix error in words an operator can act on.
+pub fn explain(e: &matrix_sdk::Error, homeserver: &str) -> String {
+    use matrix_sdk::ruma::api::error::ErrorKind;
+    if let Some(kind) = e.client_api_error_kind() {
+        return match kind {
+            ErrorKind::Forbidden => "wrong user name or password".into(),
+            ErrorKind::LimitExceeded(data) => match &data.retry_after {
+                Some(r) => format!("rate limited by the homeserver; try again later ({r:?})"),
+                None => "rate limited by the homeserver; try again in a minute".into(),
+            },
+            ErrorKind::UnknownToken(_) => {
+                "the access token is no longer valid; run `mmrelay auth login`".into()
+            }
+            _ => format!("the homeserver refused: {e}"),
+        };
+    }
+    explain_transport(&e.to_string(), homeserver)
+}
+
+fn explain_transport(msg: &str, homeserver: &str) -> String {
+    let lower = msg.to_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        format!("TLS failure talking to {homeserver}: {msg} (check the URL and the system clock)")
+    } else if lower.contains("connect") || lower.contains("dns") || lower.contains("resolve") {
+        format!("cannot reach the homeserver at {homeserver}: {msg}")
+    } else {
+        format!("{homeserver}: {msg}")
+    }
+}
+
+/// Password auth for user-interactive endpoints.
+pub fn password_auth(user: &str, password: &str, session: Option<String>) -> AuthData {
+    let mut p = Password::new(
+        UserIdentifier::Matrix(MatrixUserIdentifier::new(user.to_owned())),
+        password.to_owned(),
+    );
+    p.session = session;
+    AuthData::Password(p)
+}
+
+/// Opens a client on the SQLite store at `store` with low-memory settings. With `discover`,
+/// `homeserver` may be a server name (resolved through .well-known).
+pub async fn open_client(
+    homeserver: &str,
+    discover: bool,
+    store: &Path,
+    passphrase: &str,
+) -> Result<Client, String> {
+    credentials::private_dir(store)?;
+    let store_config = SqliteStoreConfig::with_low_memory_config(store)
+        .passphrase(Some(passphrase))
+        .pool_max_size(2)
+        .journal_size_limit(1024 * 1024);
+    let builder = Client::builder()
+        .sqlite_store_with_config_and_cache_path(store_config, None::<&Path>)
+        .with_encryption_settings(EncryptionSettings {
+            auto_enable_cross_signing: false,
+            backup_download_strategy: BackupDownloadStrategy::Manual,
+            auto_enable_backups: false,
+        })
+        .request_config(RequestConfig::new().timeout(Duration::from_secs(60)));
+    let builder = if discover {
+        builder.server_name_or_homeserver_url(homeserver)
+    } else {
+        builder.homeserver_url(homeserver)
+    };
+    builder
+        .build()
+        .await
+        .map_err(|e| explain_transport(&e.to_string(), homeserver))
+}
+
+/// A filter that syncs nothing but to-device and key traffic (for uploading keys).
+fn nothing_filter() -> FilterDefinition {
+    let mut f = FilterDefinition::ignore_all();
+    f.room = RoomFilter::ignore_all();
+    f
+}
+
+/// One short sync that sends our device keys and one-time keys to the server.
+pub async fn upload_keys(client: &Client) -> Result<(), String> {
+    let settings = SyncSettings::new()
+        .filter(nothing_filter().into())
+        .timeout(Duration::ZERO);
+    client
+        .sync_once(settings)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("uploading encryption keys failed: {e}"))
+}
+
+/// Whether the server holds device keys for `device`.
+pub async fn server_has_device_keys(
+    client: &Client,
+    user: &OwnedUserId,
+    device: &OwnedDeviceId,
+) -> Result<bool, String> {
+    let mut req = get_keys::v3::Request::new();
+    req.device_keys.insert(user.clone(), vec![device.clone()]);
+    let resp = client
+        .send(req)
+        .await
+        .map_err(|e| format!("querying the server's keys failed: {e}"))?;
+    Ok(resp
+        .device_keys
+        .get(user)
+        .is_some_and(|d| d.contains_key(device)))
+}
+
+/// What to say about cross-signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrossSigning {
+    /// The device is signed by its owner's self-signing key.
+    Signed,
+    /// The account has an identity whose private keys are not here.
+    IdentityElsewhere,
+    NotSetUp,
+}
+
+/// The device's cross-signing state as the store knows it.
+pub async fn cross_signing_state(client: &Client) -> CrossSigning {
+    match client.encryption().get_own_device().await {
+        Ok(Some(d)) if d.is_cross_signed_by_owner() => CrossSigning::Signed,
+        _ => match client.encryption().cross_signing_status().await {
+            Some(s) if s.has_self_signing => CrossSigning::NotSetUp,
+            _ => {
+                let user = client.user_id().map(ToOwned::to_owned);
+                match user {
+                    Some(u) => match client.encryption().get_user_identity(&u).await {
+                        Ok(Some(_)) => CrossSigning::IdentityElsewhere,
+                        _ => CrossSigning::NotSetUp,
+                    },
+                    None => CrossSigning::NotSetUp,
+                }
+            }
+        },
+    }
+}
+
+/// Sets up cross-signing so that the device is verified by its owner. Uses the password when
+/// the server asks for it; `reset` replaces an identity whose keys are lost.
+pub async fn setup_cross_signing(
+    client: &Client,
+    user: &str,
+    password: &str,
+    reset: bool,
+) -> Result<CrossSigning, String> {
+    let enc = client.encryption();
+    if reset {
+        let handle = enc
+            .reset_cross_signing()
+            .await
+            .map_err(|e| format!("resetting cross-signing failed: {e}"))?;
+        if let Some(handle) = handle {
+            let session = match handle.auth_type() {
+                matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(u) => u.session.clone(),
+                _ => None,
+            };
+            handle
+                .auth(Some(password_auth(user, password, session)))
+                .await
+                .map_err(|e| format!("resetting cross-signing failed: {e}"))?;
+        }
+    } else {
+        if let Err(e) = enc.bootstrap_cross_signing_if_needed(None).await {
+            let Some(uiaa) = e.as_uiaa_response() else {
+                return Err(format!("setting up cross-signing failed: {e}"));
+            };
+            let auth = password_auth(user, password, uiaa.session.clone());
+            enc.bootstrap_cross_signing_if_needed(Some(auth))
+                .await
+                .map_err(|e| format!("setting up cross-signing failed: {e}"))?;
+        }
+        // An identity made earlier by this store can sign a device that is not signed yet.
+        if let Ok(Some(device)) = enc.get_own_device().await {
+            if !device.is_cross_signed_by_owner()
+                && enc
+                    .cross_signing_status()
+                    .await
+                    .is_some_and(|s| s.has_self_signing)
+            {
+                device
+                    .verify()
+                    .await
+                    .map_err(|e| format!("signing this device failed: {e}"))?;
+            }
+        }
+    }
+    // Learn our public identity as the server now has it, so the check below sees the
+    // signature.
+    if let Ok(u) = user.parse::<OwnedUserId>() {
+        let _ = enc.request_user_identity(&u).await;
+    }
+    Ok(cross_signing_state(client).await)
+}
+
+/// Login parameters.
+pub struct LoginParams {
+    pub homeserver: String,
+    /// Localpart or full `@user:server`.
+    pub username: String,
+    pub password: String,
+    pub reset_cross_signing: bool,
+}
+
+/// What a login did, line by line.
+#[derive(Debug, Default)]
+pub struct LoginReport {
+    pub lines: Vec<String>,
+    pub device_id: String,
+    pub cross_signing: Option<CrossSigning>,
+}
+
+/// Logs in, writes credentials.json, creates the store, uploads the keys and sets up
+/// cross-signing. `say` receives each step as it happens.
+pub async fn login(
+    paths: &MatrixPaths,
+    params: &LoginParams,
+    say: &mut dyn FnMut(&str),
+) -> Result<LoginReport, String> {
+    let mut report = LoginReport::default();
+    let mut step = |report: &mut LoginReport, s: String| {
+        say(&s);
+        report.lines.push(s);
+    };
+    let homeserver = normalize_homeserver(&params.homeserver);
+    // Reuse the device of earlier credentials for the same user, with its store.
+    let previous = Credentials::load(&paths.credentials).ok().flatten();
+    let wanted_user = params.username.trim().to_string();
+    let same_user = |c: &Credentials| {
+        c.user_id == wanted_user || c.user_id.trim_start_matches('@').split(':').next() == Some(wanted_user.as_str())
+    };
+    let reuse = previous
+        .as_ref()
+        .filter(|c| same_user(c) && credentials::store_exists(&paths.store))
+        .cloned();
+    if reuse.is_none() && credentials::store_exists(&paths.store) {
+        std::fs::remove_dir_all(&paths.store)
+            .map_err(|e| format!("{}: cannot remove the old store: {e}", paths.store.display()))?;
+        step(&mut report, format!("Removed the store of the previous device: {}", paths.store.display()));
+    }
+    let passphrase = credentials::ensure_passphrase(paths)?;
+    let client = open_client(&homeserver, true, &paths.store, &passphrase).await?;
+    let mut req = client
+        .matrix_auth()
+        .login_username(&wanted_user, &params.password)
+        .initial_device_display_name(DEVICE_NAME);
+    if let Some(prev) = &reuse {
+        req = req.device_id(&prev.device_id);
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            if reuse.is_none() {
+                let _ = std::fs::remove_dir_all(&paths.store);
+            }
+            return Err(format!("login failed: {}", explain(&e, &homeserver)));
+        }
+    };
+    let creds = Credentials {
+        homeserver: client.homeserver().to_string().trim_end_matches('/').to_string(),
+        user_id: resp.user_id.to_string(),
+        access_token: resp.access_token.clone(),
+        device_id: resp.device_id.to_string(),
+        extra: previous.map(|p| p.extra).unwrap_or_default(),
+    };
+    creds.save(&paths.credentials)?;
+    step(&mut report, format!("Logged in as {} on {}", creds.user_id, creds.homeserver));
+    step(&mut report, format!("Credentials written to {}", paths.credentials.display()));
+    step(
+        &mut report,
+        format!(
+            "Device ID: {}{}",
+            creds.device_id,
+            if reuse.is_some() { " (reused)" } else { "" }
+        ),
+    );
+    upload_keys(&client).await?;
+    step(&mut report, format!("E2EE store: {}", paths.store.display()));
+    step(&mut report, "Encryption keys uploaded".to_string());
+    let cs = setup_cross_signing(&client, &creds.user_id, &params.password, params.reset_cross_signing).await?;
+    step(
+        &mut report,
+        match cs {
+            CrossSigning::Signed => "Cross-signing set up: this device is verified by its owner".into(),
+            CrossSigning::IdentityElsewhere => "Cross-signing: the account already has an identity whose keys \
+                 are not on this device; run `mmrelay auth login --reset-cross-signing` to replace it"
+                .into(),
+            CrossSigning::NotSetUp => "Cross-signing could not be set up".into(),
+        },
+    );
+    report.device_id = creds.device_id;
+    report.cross_signing = Some(cs);
+    Ok(report)
+}
+
+/// Why a session cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreError {
+    NoCredentials(String),
+    /// The store holds another device's keys.
+    WrongDevice(String),
+    /// The store is missing and the server already has keys for the device.
+    DeviceKeysElsewhere(String),
+    Other(String),
+}
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreError::NoCredentials(s)
+            | RestoreError::WrongDevice(s)
+            | RestoreError::DeviceKeysElsewhere(s)
+            | RestoreError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A restored session.
+pub struct Restored {
+    pub client: Client,
+    pub credentials: Credentials,
+    /// True when the store was created now (a login made elsewhere).
+    pub new_store: bool,
+}
+
+/// Restores the session of credentials.json on its store. Refuses a store that belongs to
+/// another device; creates a store for a login made elsewhere unless the server already holds
+/// keys for that device.
+pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
+    let creds = Credentials::load(&paths.credentials)
+        .map_err(RestoreError::Other)?
+        .ok_or_else(|| {
+            RestoreError::NoCredentials(format!(
+                "no Matrix credentials at {}; run `mmrelay auth login`",
+                paths.credentials.display()
+            ))
+        })?;
+    let user: OwnedUserId = creds.user_id.parse().map_err(|e| {
+        RestoreError::Other(format!("{}: user_id '{}': {e}", paths.credentials.display(), creds.user_id))
+    })?;
+    let device: OwnedDeviceId = creds.device_id.as_str().into();
+    let new_store = !credentials::store_exists(&paths.store);
+    let passphrase = match credentials::read_passphrase(paths).map_err(RestoreError::Other)? {
+        Some((p, _)) => p,
+        None if new_store => credentials::ensure_passphrase(paths).map_err(RestoreError::Other)?,
+        None => {
+            return Err(RestoreError::Other(format!(
+                "the E2EE store at {} exists but its passphrase file {} is missing",
+                paths.store.display(),
+                paths.passphrase.display()
+            )))
+        }
+    };
+    let client = open_client(&creds.homeserver, false, &paths.store, &passphrase)
+        .await
+        .map_err(RestoreError::Other)?;
+    let session = MatrixSession {
+        meta: SessionMeta {
+            user_id: user.clone(),
+            device_id: device.clone(),
+        },
+        tokens: SessionTokens {
+            access_token: creds.access_token.clone(),
+            refresh_token: None,
+        },
+    };
+    if let Err(e) = client.restore_session(session).await {
+        let msg = e.to_string();
+        if msg.contains("account in the store doesn't match") || msg.contains("MismatchedAccount") {
+            return Err(RestoreError::WrongDevice(format!(
+                "the E2EE store at {} belongs to another device than {} in {} ({msg}); \
+                 run `mmrelay auth login` to log in again, or point matrix.e2ee.store_path at \
+                 this device's store",
+                paths.store.display(),
+                creds.device_id,
+                paths.credentials.display()
+            )));
+        }
+        return Err(RestoreError::Other(format!("restoring the Matrix session failed: {msg}")));
+    }
+    if new_store {
+        match server_has_device_keys(&client, &user, &device).await {
+            Ok(true) => {
+                drop(client);
+                let _ = std::fs::remove_dir_all(&paths.store);
+                return Err(RestoreError::DeviceKeysElsewhere(format!(
+                    "device {} already has encryption keys on the server, but there is no \
+                     E2EE store for it at {} (was it made by another program, such as MMRelay?); \
+                     run `mmrelay auth login` to create a fresh device for mmrelay",
+                    creds.device_id,
+                    paths.store.display()
+                )));
+            }
+            Ok(false) => info!("Created a new E2EE store for device {} at {}", creds.device_id, paths.store.display()),
+            Err(e) => return Err(RestoreError::Other(e)),
+        }
+    }
+    Ok(Restored {
+        client,
+        credentials: creds,
+        new_store,
+    })
+}
+
+/// What `mmrelay auth status` reports.
+#[derive(Debug, Default)]
+pub struct StatusReport {
+    pub lines: Vec<String>,
+    /// Credentials, a valid token and a store holding this device's keys.
+    pub usable: bool,
+}
+
+/// Checks credentials, token, store and cross-signing, without changing anything on the
+/// server (no keys are uploaded for a device whose store is missing).
+pub async fn status(paths: &MatrixPaths) -> StatusReport {
+    let mut r = StatusReport::default();
+    let creds = match Credentials::load(&paths.credentials) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            r.lines.push(format!(
+                "Credentials: none at {} (run `mmrelay auth login`)",
+                paths.credentials.display()
+            ));
+            return r;
+        }
+        Err(e) => {
+            r.lines.push(format!("Credentials: {e}"));
+            return r;
+        }
+    };
+    r.lines.push(format!("Credentials: {}", paths.credentials.display()));
+    r.lines.push(format!("Homeserver:  {}", creds.homeserver));
+    r.lines.push(format!("User:        {}", creds.user_id));
+    r.lines.push(format!("Device ID:   {}", creds.device_id));
+    if !credentials::store_exists(&paths.store) {
+        r.lines.push(format!(
+            "Store:       none at {} (mmrelay creates it at start, if the server has no keys for this device yet)",
+            paths.store.display()
+        ));
+        // Check the token with a throwaway in-memory client.
+        match Client::builder().homeserver_url(&creds.homeserver).build().await {
+            Ok(client) => {
+                let session = MatrixSession {
+                    meta: SessionMeta {
+                        user_id: creds.user_id.parse().unwrap_or_else(|_| client_user_placeholder()),
+                        device_id: creds.device_id.as_str().into(),
+                    },
+                    tokens: SessionTokens {
+                        access_token: creds.access_token.clone(),
+                        refresh_token: None,
+                    },
+                };
+                let ok = client.restore_session(session).await.is_ok()
+                    && token_line(&client, &creds, &mut r.lines).await;
+                r.usable = ok;
+            }
+            Err(e) => r.lines.push(format!("Token:       cannot check ({e})")),
+        }
+        return r;
+    }
+    match restore(paths).await {
+        Ok(restored) => {
+            let client = restored.client;
+            r.lines.push(format!(
+                "Store:       {} (holds the keys of device {})",
+                paths.store.display(),
+                creds.device_id
+            ));
+            let token_ok = token_line(&client, &creds, &mut r.lines).await;
+            let cs = if token_ok {
+                let _ = client.encryption().wait_for_e2ee_initialization_tasks().await;
+                let user: OwnedUserId = creds.user_id.parse().expect("parsed by restore");
+                let _ = client.encryption().request_user_identity(&user).await;
+                cross_signing_state(&client).await
+            } else {
+                cross_signing_state(&client).await
+            };
+            r.lines.push(format!(
+                "Cross-signing: {}",
+                match cs {
+                    CrossSigning::Signed => "this device is verified by its owner",
+                    CrossSigning::IdentityElsewhere =>
+                        "not signed: the account's identity keys are not on this device (run `mmrelay auth login --reset-cross-signing`)",
+                    CrossSigning::NotSetUp => "not set up (run `mmrelay auth login`)",
+                }
+            ));
+            r.usable = token_ok;
+        }
+        Err(e) => r.lines.push(format!("Store:       {e}")),
+    }
+    r
+}
+
+fn client_user_placeholder() -> OwnedUserId {
+    "@unknown:invalid".parse().expect("valid user id")
+}
+
+/// Checks the token with whoami; adds a line; true when valid and for the right user.
+async fn token_line(client: &Client, creds: &Credentials, lines: &mut Vec<String>) -> bool {
+    match client.whoami().await {
+        Ok(w) if w.user_id.as_str() == creds.user_id => {
+            lines.push("Token:       valid".into());
+            true
+        }
+        Ok(w) => {
+            lines.push(format!("Token:       belongs to {}, not {}", w.user_id, creds.user_id));
+            false
+        }
+        Err(e) => {
+            let e = matrix_sdk::Error::from(e);
+            lines.push(format!("Token:       not usable: {}", explain(&e, &creds.homeserver)));
+            false
+        }
+    }
+}
+
+/// Logs the device out on the server (deleting it, so its token and keys go) after checking
+/// the password, then removes credentials.json, the store and the passphrase file. With stale
+/// or incomplete credentials it still cleans up locally and says so. A wrong password stops it
+/// before anything is removed.
+pub async fn logout(paths: &MatrixPaths, password: &str) -> Result<Vec<String>, String> {
+    let mut lines = Vec::new();
+    match Credentials::load(&paths.credentials) {
+        Ok(Some(creds)) => {
+            let client = Client::builder()
+                .homeserver_url(&creds.homeserver)
+                .build()
+                .await
+                .map_err(|e| format!("{}: {e}", creds.homeserver))?;
+            let session = MatrixSession {
+                meta: SessionMeta {
+                    user_id: creds
+                        .user_id
+                        .parse()
+                        .map_err(|e| format!("user_id '{}': {e}", creds.user_id))?,
+                    device_id: creds.device_id.as_str().into(),
+                },
+                tokens: SessionTokens {
+                    access_token: creds.access_token.clone(),
+                    refresh_token: None,
+                },
+            };
+            client
+                .restore_session(session)
+                .await
+                .map_err(|e| format!("cannot use the credentials: {e}"))?;
+            let device: OwnedDeviceId = creds.device_id.as_str().into();
+            let first = client.delete_devices(std::slice::from_ref(&device), None).await;
+            let result = match first {
+                Ok(_) => Ok(()),
+                Err(e) => match e.as_uiaa_response() {
+                    Some(uiaa) => {
+                        let auth = password_auth(&creds.user_id, password, uiaa.session.clone());
+                        client
+                            .delete_devices(std::slice::from_ref(&device), Some(auth))
+                            .await
+                            .map(|_| ())
+                    }
+                    None => Err(e),
+                },
+            };
+            match result {
+                Ok(()) => lines.push(format!(
+                    "Logged out device {} on {}: its access token no longer works",
+                    creds.device_id, creds.homeserver
+                )),
+                Err(e) => {
+                    let uiaa_forbidden = e
+                        .as_uiaa_response()
+                        .and_then(|u| u.auth_error.as_ref())
+                        .is_some();
+                    let e = matrix_sdk::Error::from(e);
+                    use matrix_sdk::ruma::api::error::ErrorKind;
+                    match e.client_api_error_kind() {
+                        Some(ErrorKind::UnknownToken(_)) => lines.push(
+                            "The access token was already invalid on the server; cleaning up locally".into(),
+                        ),
+                        _ if uiaa_forbidden || matches!(e.client_api_error_kind(), Some(ErrorKind::Forbidden)) => {
+                            return Err("wrong password; nothing was removed".into());
+                        }
+                        _ => lines.push(format!(
+                            "Could not log out on the server ({}); the device may still exist there: \
+                             remove it from another client. Cleaning up locally",
+                            explain(&e, &creds.homeserver)
+                        )),
+                    }
+                }
+            }
+        }
+        Ok(None) => lines.push(format!(
+            "No credentials at {}; cleaning up locally",
+            paths.credentials.display()
+        )),
+        Err(e) => lines.push(format!("{e}; cleaning up locally")),
+    }
+    for (what, path) in [
+        ("credentials", &paths.credentials),
+        ("store passphrase", &paths.passphrase),
+    ] {
+        match std::fs::remove_file(path) {
+            Ok(()) => lines.push(format!("Removed {what}: {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: cannot remove: {e}", path.display())),
+        }
+    }
+    match std::fs::remove_dir_all(&paths.store) {
+        Ok(()) => lines.push(format!("Removed E2EE store: {}", paths.store.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: cannot remove: {e}", paths.store.display())),
+    }
+    Ok(lines)
+}

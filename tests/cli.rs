@@ -1,4 +1,5 @@
 //! The `mmrelay radio ...` commands and the `mmrelay-sim` program, run as the real binaries.
+#![recursion_limit = "256"]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The radio link over a serial device: the simulated radio serves a real pty, opened by the
 //! link through tokio-serial exactly as a USB radio would be.
+#![recursion_limit = "256"]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The radio link against the simulated radio over real TCP on loopback.
+#![recursion_limit = "256"]
 
 mod common;
 

@@ -159,7 +159,12 @@ impl MatrixHandle {
 
     /// Queues an event for `room_id` in the persistent send queue; returns its transaction id.
     /// The event reaches the room even across outages and restarts, and only once.
-    pub async fn send(&self, room_id: &str, event_type: &str, content: &Value) -> Result<String, String> {
+    pub async fn send(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<String, String> {
         let rid = <&RoomId>::try_from(room_id).map_err(|e| format!("room id {room_id}: {e}"))?;
         let room = self
             .client
@@ -225,16 +230,20 @@ pub async fn start(
 
     // Messages, reactions and undecryptable events in the bridged rooms.
     let s = shared.clone();
-    client.add_event_handler(move |_ev: AnySyncMessageLikeEvent, room: Room, raw: RawEvent| {
-        let s = s.clone();
-        async move { on_timeline_event(&s, room, raw).await }
-    });
+    client.add_event_handler(
+        move |_ev: AnySyncMessageLikeEvent, room: Room, raw: RawEvent| {
+            let s = s.clone();
+            async move { on_timeline_event(&s, room, raw).await }
+        },
+    );
     // Invites: accepted for configured rooms only.
     let s = shared.clone();
-    client.add_event_handler(move |ev: StrippedRoomMemberEvent, room: Room, client: Client| {
-        let s = s.clone();
-        async move { on_invite(&s, ev, room, client).await }
-    });
+    client.add_event_handler(
+        move |ev: StrippedRoomMemberEvent, room: Room, client: Client| {
+            let s = s.clone();
+            async move { on_invite(&s, ev, room, client).await }
+        },
+    );
 
     info!("Performing initial sync...");
     let filter = sync_filter(&rooms, opts.timeline_limit);
@@ -243,15 +252,19 @@ pub async fn start(
         .timeout(opts.sync_timeout)
         .ignore_timeout_on_first_sync(true)
         .set_presence(matrix_sdk::ruma::presence::PresenceState::Offline);
-    client
-        .sync_once(settings.clone())
-        .await
-        .map_err(|e| format!("initial sync failed: {}", session::explain(&e, &restored.credentials.homeserver)))?;
+    client.sync_once(settings.clone()).await.map_err(|e| {
+        format!(
+            "initial sync failed: {}",
+            session::explain(&e, &restored.credentials.homeserver)
+        )
+    })?;
     if restored.new_store {
         info!("Encryption keys uploaded successfully");
     }
     for (rid, name) in rooms.iter().zip(&opts.rooms) {
-        let joined = client.get_room(rid).is_some_and(|r| r.state() == RoomState::Joined);
+        let joined = client
+            .get_room(rid)
+            .is_some_and(|r| r.state() == RoomState::Joined);
         if !joined {
             info!("Joining room {name}");
             if let Err(e) = client.join_room_by_id(rid).await {
@@ -261,7 +274,11 @@ pub async fn start(
     }
     let joined = rooms
         .iter()
-        .filter(|r| client.get_room(r).is_some_and(|r| r.state() == RoomState::Joined))
+        .filter(|r| {
+            client
+                .get_room(r)
+                .is_some_and(|r| r.state() == RoomState::Joined)
+        })
         .count();
     info!(
         "Initial sync completed. Found {joined} rooms.{}",
@@ -334,7 +351,8 @@ pub async fn start(
             Some(tokio::spawn(async move {
                 while let Some(batch) = stream.next().await {
                     let Ok(keys) = batch else { continue };
-                    let sessions: HashSet<String> = keys.into_iter().map(|k| k.session_id).collect();
+                    let sessions: HashSet<String> =
+                        keys.into_iter().map(|k| k.session_id).collect();
                     retry_pending(&s, &c3, &sessions).await;
                 }
             }))
@@ -355,7 +373,10 @@ pub async fn start(
                             error!("The Matrix access token was revoked; run `mmrelay auth login`");
                             return Ok(matrix_sdk::LoopCtrl::Break);
                         }
-                        warn!("Matrix sync failed: {}; retrying", session::explain(e, &homeserver));
+                        warn!(
+                            "Matrix sync failed: {}; retrying",
+                            session::explain(e, &homeserver)
+                        );
                         tokio::time::sleep(Duration::from_secs(5)).await;
                     }
                     Ok(matrix_sdk::LoopCtrl::Continue)
@@ -419,8 +440,14 @@ async fn on_timeline_event(s: &Shared, room: Room, raw: RawEvent) {
         let mut pending = s.pending.lock().unwrap();
         if pending.len() >= s.pending_cap {
             if let Some((_, old, _)) = pending.pop_front() {
-                let old_id = old.get_field::<String>("event_id").ok().flatten().unwrap_or_default();
-                warn!("Gave up waiting for the key of event {old_id} (too many undecryptable events)");
+                let old_id = old
+                    .get_field::<String>("event_id")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                warn!(
+                    "Gave up waiting for the key of event {old_id} (too many undecryptable events)"
+                );
             }
         }
         pending.push_back((room.room_id().to_owned(), raw_enc, session_id));
@@ -446,11 +473,19 @@ async fn retry_pending(s: &Shared, client: &Client, sessions: &HashSet<String>) 
         ready
     };
     for (room_id, raw, sid) in ready {
-        let Some(room) = client.get_room(&room_id) else { continue };
+        let Some(room) = client.get_room(&room_id) else {
+            continue;
+        };
         match room.decrypt_event(&raw, None).await {
             Ok(ev) if !ev.kind.is_utd() => {
-                let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else { continue };
-                let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("?").to_string();
+                let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else {
+                    continue;
+                };
+                let event_id = json
+                    .get("event_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 info!("Decrypted event {event_id} in {room_id} now that its key arrived");
                 if let Some(incoming) = parse_event(room_id.as_str(), &json, true) {
                     deliver(s, &room, incoming).await;
@@ -469,7 +504,10 @@ async fn on_invite(s: &Shared, ev: StrippedRoomMemberEvent, room: Room, client: 
         return;
     }
     if !s.rooms.contains(room.room_id()) {
-        info!("Ignoring invite to {} (not a configured room)", room.room_id());
+        info!(
+            "Ignoring invite to {} (not a configured room)",
+            room.room_id()
+        );
         return;
     }
     info!("Accepting invite to {}", room.room_id());
@@ -478,7 +516,11 @@ async fn on_invite(s: &Shared, ev: StrippedRoomMemberEvent, room: Room, client: 
         match room.join().await {
             Ok(_) => return,
             Err(e) => {
-                warn!("Joining {} failed: {e}; retrying in {}s", room.room_id(), delay.as_secs());
+                warn!(
+                    "Joining {} failed: {e}; retrying in {}s",
+                    room.room_id(),
+                    delay.as_secs()
+                );
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }

@@ -105,7 +105,11 @@ pub fn parse_event(room_id: &str, event: &Value, encrypted: bool) -> Option<Inco
         "m.room.message" => {
             let kind = MessageKind::parse(content.get("msgtype")?.as_str()?)?;
             // An edit repeats the message; the relay sends each message once.
-            if relates.and_then(|r| r.get("rel_type")).and_then(Value::as_str) == Some("m.replace") {
+            if relates
+                .and_then(|r| r.get("rel_type"))
+                .and_then(Value::as_str)
+                == Some("m.replace")
+            {
                 return None;
             }
             let body = content.get("body")?.as_str()?.to_string();
@@ -156,7 +160,12 @@ pub fn parse_event(room_id: &str, event: &Value, encrypted: bool) -> Option<Inco
 
 /// Content of a room message; `extra` fields (such as MMRelay's `meshtastic_*`) are added at
 /// the top level, and `reply_to` makes it a reply.
-pub fn message(kind: MessageKind, body: &str, reply_to: Option<&str>, extra: &Map<String, Value>) -> Value {
+pub fn message(
+    kind: MessageKind,
+    body: &str,
+    reply_to: Option<&str>,
+    extra: &Map<String, Value>,
+) -> Value {
     let mut c = Map::new();
     c.insert("msgtype".into(), json!(kind.msgtype()));
     c.insert("body".into(), json!(body));
@@ -164,7 +173,10 @@ pub fn message(kind: MessageKind, body: &str, reply_to: Option<&str>, extra: &Ma
         c.insert(k.clone(), v.clone());
     }
     if let Some(id) = reply_to {
-        c.insert("m.relates_to".into(), json!({"m.in_reply_to": {"event_id": id}}));
+        c.insert(
+            "m.relates_to".into(),
+            json!({"m.in_reply_to": {"event_id": id}}),
+        );
     }
     Value::Object(c)
 }
@@ -194,7 +206,9 @@ mod tests {
                         "format": "org.matrix.custom.html", "formatted_body": "<b>waves</b>",
                         "m.relates_to": {"m.in_reply_to": {"event_id": "$orig"}}}
         });
-        let Some(Incoming::Message(m)) = parse_event("!r:h", &ev, true) else { panic!() };
+        let Some(Incoming::Message(m)) = parse_event("!r:h", &ev, true) else {
+            panic!()
+        };
         assert_eq!((m.kind, m.body.as_str()), (MessageKind::Emote, "waves"));
         assert_eq!(m.in_reply_to.as_deref(), Some("$orig"));
         assert_eq!(m.formatted_body.as_deref(), Some("<b>waves</b>"));
@@ -206,7 +220,9 @@ mod tests {
     fn parses_reactions_and_skips_edits_and_other_events() {
         let r = json!({"type": "m.reaction", "event_id": "$r", "sender": "@a:h",
             "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "\u{1F44D}"}}});
-        let Some(Incoming::Reaction(r)) = parse_event("!r:h", &r, false) else { panic!() };
+        let Some(Incoming::Reaction(r)) = parse_event("!r:h", &r, false) else {
+            panic!()
+        };
         assert_eq!((r.relates_to.as_str(), r.key.as_str()), ("$t", "\u{1F44D}"));
         let edit = json!({"type": "m.room.message", "event_id": "$x", "sender": "@a:h",
             "content": {"msgtype": "m.text", "body": "* fixed",
@@ -215,7 +231,10 @@ mod tests {
         let image = json!({"type": "m.room.message", "event_id": "$i", "sender": "@a:h",
             "content": {"msgtype": "m.image", "body": "cat.png"}});
         assert_eq!(parse_event("!r:h", &image, false), None);
-        assert_eq!(parse_event("!r:h", &json!({"type": "m.room.member"}), false), None);
+        assert_eq!(
+            parse_event("!r:h", &json!({"type": "m.room.member"}), false),
+            None
+        );
     }
 
     #[test]
@@ -223,9 +242,15 @@ mod tests {
         let mut extra = Map::new();
         extra.insert("meshtastic_longname".into(), json!("Alice"));
         let c = message(MessageKind::Text, "hi", Some("$o"), &extra);
-        let ev = json!({"type": "m.room.message", "event_id": "$n", "sender": "@b:h", "content": c});
-        let Some(Incoming::Message(m)) = parse_event("!r:h", &ev, false) else { panic!() };
-        assert_eq!((m.body.as_str(), m.in_reply_to.as_deref()), ("hi", Some("$o")));
+        let ev =
+            json!({"type": "m.room.message", "event_id": "$n", "sender": "@b:h", "content": c});
+        let Some(Incoming::Message(m)) = parse_event("!r:h", &ev, false) else {
+            panic!()
+        };
+        assert_eq!(
+            (m.body.as_str(), m.in_reply_to.as_deref()),
+            ("hi", Some("$o"))
+        );
         assert_eq!(m.content["meshtastic_longname"], "Alice");
         let c = reaction("$o", "\u{2764}", &extra);
         assert_eq!(c["m.relates_to"]["key"], "\u{2764}");

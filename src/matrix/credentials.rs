@@ -199,13 +199,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("credentials.json");
         fs::write(&p, "{\"homeserver\": 1}").unwrap();
-        assert!(Credentials::load(&p).unwrap_err().contains("run `mmrelay auth login`"));
+        assert!(Credentials::load(&p)
+            .unwrap_err()
+            .contains("run `mmrelay auth login`"));
         fs::write(
             &p,
             r#"{"homeserver":"h","user_id":"@u:h","access_token":"","device_id":"D"}"#,
         )
         .unwrap();
-        assert!(Credentials::load(&p).unwrap_err().contains("'access_token' is empty"));
+        assert!(Credentials::load(&p)
+            .unwrap_err()
+            .contains("'access_token' is empty"));
     }
 
     #[test]
@@ -216,7 +220,11 @@ mod tests {
         let a = ensure_passphrase(&paths).unwrap();
         assert_eq!(a.len(), 64);
         assert_eq!(ensure_passphrase(&paths).unwrap(), a);
-        let mode = fs::metadata(&paths.passphrase).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(&paths.passphrase)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 }

@@ -2,7 +2,7 @@
 //! session (login, cross-signing, restore, logout: [`session`]) and the running client that
 //! the relay drives ([`client`]).
 
-pub mod credentials;
-pub mod session;
 pub mod client;
 pub mod content;
+pub mod credentials;
+pub mod session;

@@ -10,8 +10,10 @@ use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::encryption::{BackupDownloadStrategy, EncryptionSettings};
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomFilter};
-use matrix_sdk::ruma::api::client::uiaa::{AuthData, MatrixUserIdentifier, Password, UserIdentifier};
 use matrix_sdk::ruma::api::client::keys::get_keys;
+use matrix_sdk::ruma::api::client::uiaa::{
+    AuthData, MatrixUserIdentifier, Password, UserIdentifier,
+};
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::{Client, SessionMeta, SessionTokens, SqliteStoreConfig};
 
@@ -46,7 +48,22 @@ pub fn explain(e: &matrix_sdk::Error, homeserver: &str) -> String {
             _ => format!("the homeserver refused: {e}"),
         };
     }
-    explain_transport(&e.to_string(), homeserver)
+    explain_transport(&chain(e), homeserver)
+}
+
+/// An error with its causes, "outer: inner: root".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 fn explain_transport(msg: &str, homeserver: &str) -> String {
@@ -99,7 +116,7 @@ pub async fn open_client(
     builder
         .build()
         .await
-        .map_err(|e| explain_transport(&e.to_string(), homeserver))
+        .map_err(|e| explain_transport(&chain(&e), homeserver))
 }
 
 /// A filter that syncs nothing but to-device and key traffic (for uploading keys).
@@ -260,16 +277,27 @@ pub async fn login(
     let previous = Credentials::load(&paths.credentials).ok().flatten();
     let wanted_user = params.username.trim().to_string();
     let same_user = |c: &Credentials| {
-        c.user_id == wanted_user || c.user_id.trim_start_matches('@').split(':').next() == Some(wanted_user.as_str())
+        c.user_id == wanted_user
+            || c.user_id.trim_start_matches('@').split(':').next() == Some(wanted_user.as_str())
     };
     let reuse = previous
         .as_ref()
         .filter(|c| same_user(c) && credentials::store_exists(&paths.store))
         .cloned();
     if reuse.is_none() && credentials::store_exists(&paths.store) {
-        std::fs::remove_dir_all(&paths.store)
-            .map_err(|e| format!("{}: cannot remove the old store: {e}", paths.store.display()))?;
-        step(&mut report, format!("Removed the store of the previous device: {}", paths.store.display()));
+        std::fs::remove_dir_all(&paths.store).map_err(|e| {
+            format!(
+                "{}: cannot remove the old store: {e}",
+                paths.store.display()
+            )
+        })?;
+        step(
+            &mut report,
+            format!(
+                "Removed the store of the previous device: {}",
+                paths.store.display()
+            ),
+        );
     }
     let passphrase = credentials::ensure_passphrase(paths)?;
     let client = open_client(&homeserver, true, &paths.store, &passphrase).await?;
@@ -290,15 +318,25 @@ pub async fn login(
         }
     };
     let creds = Credentials {
-        homeserver: client.homeserver().to_string().trim_end_matches('/').to_string(),
+        homeserver: client
+            .homeserver()
+            .to_string()
+            .trim_end_matches('/')
+            .to_string(),
         user_id: resp.user_id.to_string(),
         access_token: resp.access_token.clone(),
         device_id: resp.device_id.to_string(),
         extra: previous.map(|p| p.extra).unwrap_or_default(),
     };
     creds.save(&paths.credentials)?;
-    step(&mut report, format!("Logged in as {} on {}", creds.user_id, creds.homeserver));
-    step(&mut report, format!("Credentials written to {}", paths.credentials.display()));
+    step(
+        &mut report,
+        format!("Logged in as {} on {}", creds.user_id, creds.homeserver),
+    );
+    step(
+        &mut report,
+        format!("Credentials written to {}", paths.credentials.display()),
+    );
     step(
         &mut report,
         format!(
@@ -308,9 +346,18 @@ pub async fn login(
         ),
     );
     upload_keys(&client).await?;
-    step(&mut report, format!("E2EE store: {}", paths.store.display()));
+    step(
+        &mut report,
+        format!("E2EE store: {}", paths.store.display()),
+    );
     step(&mut report, "Encryption keys uploaded".to_string());
-    let cs = setup_cross_signing(&client, &creds.user_id, &params.password, params.reset_cross_signing).await?;
+    let cs = setup_cross_signing(
+        &client,
+        &creds.user_id,
+        &params.password,
+        params.reset_cross_signing,
+    )
+    .await?;
     step(
         &mut report,
         match cs {
@@ -369,7 +416,11 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
             ))
         })?;
     let user: OwnedUserId = creds.user_id.parse().map_err(|e| {
-        RestoreError::Other(format!("{}: user_id '{}': {e}", paths.credentials.display(), creds.user_id))
+        RestoreError::Other(format!(
+            "{}: user_id '{}': {e}",
+            paths.credentials.display(),
+            creds.user_id
+        ))
     })?;
     let device: OwnedDeviceId = creds.device_id.as_str().into();
     let new_store = !credentials::store_exists(&paths.store);
@@ -409,7 +460,9 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
                 paths.credentials.display()
             )));
         }
-        return Err(RestoreError::Other(format!("restoring the Matrix session failed: {msg}")));
+        return Err(RestoreError::Other(format!(
+            "restoring the Matrix session failed: {msg}"
+        )));
     }
     if new_store {
         match server_has_device_keys(&client, &user, &device).await {
@@ -424,7 +477,11 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
                     paths.store.display()
                 )));
             }
-            Ok(false) => info!("Created a new E2EE store for device {} at {}", creds.device_id, paths.store.display()),
+            Ok(false) => info!(
+                "Created a new E2EE store for device {} at {}",
+                creds.device_id,
+                paths.store.display()
+            ),
             Err(e) => return Err(RestoreError::Other(e)),
         }
     }
@@ -461,7 +518,8 @@ pub async fn status(paths: &MatrixPaths) -> StatusReport {
             return r;
         }
     };
-    r.lines.push(format!("Credentials: {}", paths.credentials.display()));
+    r.lines
+        .push(format!("Credentials: {}", paths.credentials.display()));
     r.lines.push(format!("Homeserver:  {}", creds.homeserver));
     r.lines.push(format!("User:        {}", creds.user_id));
     r.lines.push(format!("Device ID:   {}", creds.device_id));
@@ -471,11 +529,18 @@ pub async fn status(paths: &MatrixPaths) -> StatusReport {
             paths.store.display()
         ));
         // Check the token with a throwaway in-memory client.
-        match Client::builder().homeserver_url(&creds.homeserver).build().await {
+        match Client::builder()
+            .homeserver_url(&creds.homeserver)
+            .build()
+            .await
+        {
             Ok(client) => {
                 let session = MatrixSession {
                     meta: SessionMeta {
-                        user_id: creds.user_id.parse().unwrap_or_else(|_| client_user_placeholder()),
+                        user_id: creds
+                            .user_id
+                            .parse()
+                            .unwrap_or_else(|_| client_user_placeholder()),
                         device_id: creds.device_id.as_str().into(),
                     },
                     tokens: SessionTokens {
@@ -501,7 +566,10 @@ pub async fn status(paths: &MatrixPaths) -> StatusReport {
             ));
             let token_ok = token_line(&client, &creds, &mut r.lines).await;
             let cs = if token_ok {
-                let _ = client.encryption().wait_for_e2ee_initialization_tasks().await;
+                let _ = client
+                    .encryption()
+                    .wait_for_e2ee_initialization_tasks()
+                    .await;
                 let user: OwnedUserId = creds.user_id.parse().expect("parsed by restore");
                 let _ = client.encryption().request_user_identity(&user).await;
                 cross_signing_state(&client).await
@@ -536,12 +604,18 @@ async fn token_line(client: &Client, creds: &Credentials, lines: &mut Vec<String
             true
         }
         Ok(w) => {
-            lines.push(format!("Token:       belongs to {}, not {}", w.user_id, creds.user_id));
+            lines.push(format!(
+                "Token:       belongs to {}, not {}",
+                w.user_id, creds.user_id
+            ));
             false
         }
         Err(e) => {
             let e = matrix_sdk::Error::from(e);
-            lines.push(format!("Token:       not usable: {}", explain(&e, &creds.homeserver)));
+            lines.push(format!(
+                "Token:       not usable: {}",
+                explain(&e, &creds.homeserver)
+            ));
             false
         }
     }
@@ -578,7 +652,9 @@ pub async fn logout(paths: &MatrixPaths, password: &str) -> Result<Vec<String>, 
                 .await
                 .map_err(|e| format!("cannot use the credentials: {e}"))?;
             let device: OwnedDeviceId = creds.device_id.as_str().into();
-            let first = client.delete_devices(std::slice::from_ref(&device), None).await;
+            let first = client
+                .delete_devices(std::slice::from_ref(&device), None)
+                .await;
             let result = match first {
                 Ok(_) => Ok(()),
                 Err(e) => match e.as_uiaa_response() {

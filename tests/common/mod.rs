@@ -2,6 +2,8 @@
 //! short timers.
 #![allow(dead_code)]
 
+pub mod synapse;
+
 use std::time::Duration;
 
 use mmrelay::mesh::link::{self, LinkEvent, LinkHandle, LinkOptions};

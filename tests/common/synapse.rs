@@ -1,0 +1,276 @@
+//! A real Synapse homeserver for the Matrix tests, started once per test binary on a free port
+//! of 127.0.0.1 (scripts/synapse.sh installs it into .build/ on first use), and a second Matrix
+//! client, separate from mmrelay's code, that plays the human in the rooms.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::event_handler::RawEvent;
+use matrix_sdk::ruma::api::client::account::register;
+use matrix_sdk::ruma::api::client::room::create_room;
+use matrix_sdk::ruma::api::client::uiaa::{AuthData, Dummy};
+use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
+use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, InitialStateEvent};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
+use matrix_sdk::Client;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub struct Synapse {
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn answers(port: u16) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_matrix/client/versions HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[8..12] == b" 200"
+}
+
+/// The homeserver, started on first use; it stops when the test process exits.
+pub fn synapse() -> &'static Synapse {
+    SYNAPSE.get_or_init(|| {
+        let script = root().join("scripts/synapse.sh");
+        let ok = Command::new("bash")
+            .arg(&script)
+            .arg("install")
+            .status()
+            .expect("run scripts/synapse.sh install");
+        assert!(ok.success(), "installing Synapse failed");
+        let dir = std::env::temp_dir().join(format!("mmrelay-synapse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let port = free_port();
+        let ok = Command::new("bash")
+            .arg(&script)
+            .args(["config", dir.to_str().unwrap(), &port.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "writing the Synapse config failed");
+        let log = std::fs::File::create(dir.join("synapse.out")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d2 = dir.clone();
+        // The thread that starts Synapse lives as long as the process: Synapse is told to stop
+        // (PR_SET_PDEATHSIG) when that thread ends, that is when the tests are over.
+        std::thread::spawn(move || {
+            let mut cmd = Command::new("bash");
+            cmd.arg(&script)
+                .args(["run", d2.to_str().unwrap()])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().expect("start Synapse");
+            tx.send(child.id()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        let _pid = rx.recv().unwrap();
+        let t0 = Instant::now();
+        while !answers(port) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "Synapse did not start; see {}",
+                dir.join("synapse.out").display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Synapse {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        }
+    })
+}
+
+/// A fresh user name for this test process.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Registers a user and returns a logged-in client with an in-memory store.
+pub async fn register(name: &str, password: &str) -> Client {
+    let hs = synapse();
+    let client = Client::builder()
+        .homeserver_url(&hs.url)
+        .build()
+        .await
+        .unwrap();
+    let mut req = register::v3::Request::new();
+    req.username = Some(name.to_owned());
+    req.password = Some(password.to_owned());
+    req.initial_device_display_name = Some("test human".to_owned());
+    match client.matrix_auth().register(req.clone()).await {
+        Ok(_) => {}
+        Err(e) => {
+            let uiaa = e
+                .as_uiaa_response()
+                .unwrap_or_else(|| panic!("register {name}: {e}"));
+            let mut dummy = Dummy::new();
+            dummy.session = uiaa.session.clone();
+            req.auth = Some(AuthData::Dummy(dummy));
+            client.matrix_auth().register(req).await.unwrap();
+        }
+    }
+    client
+}
+
+/// The human's side: a client that syncs in the background and reports every message-like
+/// event (decrypted when it can be) as JSON with a `room_id` added.
+pub struct Human {
+    pub client: Client,
+    pub events: mpsc::UnboundedReceiver<Value>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Human {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Human {
+    pub async fn new(name: &str) -> Human {
+        let client = register(name, "human-pass").await;
+        let (tx, events) = mpsc::unbounded_channel();
+        client.add_event_handler(
+            move |_e: AnySyncMessageLikeEvent, room: matrix_sdk::Room, raw: RawEvent| {
+                let tx = tx.clone();
+                async move {
+                    let mut v: Value = serde_json::from_str(raw.0.get()).unwrap();
+                    v["room_id"] = Value::String(room.room_id().to_string());
+                    let _ = tx.send(v);
+                }
+            },
+        );
+        client.sync_once(SyncSettings::new()).await.unwrap();
+        let c = client.clone();
+        let task = tokio::spawn(async move {
+            let _ = c
+                .sync(SyncSettings::new().timeout(Duration::from_secs(5)))
+                .await;
+        });
+        Human {
+            client,
+            events,
+            task,
+        }
+    }
+
+    pub fn user_id(&self) -> OwnedUserId {
+        self.client.user_id().unwrap().to_owned()
+    }
+
+    /// Creates a private room, encrypted or not, inviting `invite`.
+    pub async fn create_room(&self, encrypted: bool, invite: &[OwnedUserId]) -> OwnedRoomId {
+        let mut req = create_room::v3::Request::new();
+        req.invite = invite.to_vec();
+        req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+        if encrypted {
+            let ev = InitialStateEvent::with_empty_state_key(
+                RoomEncryptionEventContent::with_recommended_defaults(),
+            );
+            req.initial_state = vec![ev.to_raw_any()];
+        }
+        let room = self.client.create_room(req).await.unwrap();
+        room.room_id().to_owned()
+    }
+
+    /// Waits until the bot has joined `room` (as this client sees it).
+    pub async fn wait_joined(&self, room: &OwnedRoomId, bot: &OwnedUserId) {
+        let t0 = Instant::now();
+        loop {
+            let r = self.client.get_room(room).unwrap();
+            if let Ok(Some(m)) = r.get_member(bot).await {
+                if *m.membership() == matrix_sdk::ruma::events::room::member::MembershipState::Join
+                {
+                    return;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the bot never joined {room}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sends a text and returns its event id.
+    pub async fn send_text(&self, room: &OwnedRoomId, body: &str) -> String {
+        let r = self.client.get_room(room).unwrap();
+        let content =
+            matrix_sdk::ruma::events::room::message::RoomMessageEventContent::text_plain(body);
+        r.send(content).await.unwrap().response.event_id.to_string()
+    }
+
+    /// Sends raw content of `event_type` and returns its event id.
+    pub async fn send_raw(&self, room: &OwnedRoomId, event_type: &str, content: Value) -> String {
+        let r = self.client.get_room(room).unwrap();
+        r.send_raw(event_type, content)
+            .await
+            .unwrap()
+            .response
+            .event_id
+            .to_string()
+    }
+
+    /// The next event from `sender` that `pick` accepts.
+    pub async fn next_from(&mut self, sender: &str, mut pick: impl FnMut(&Value) -> bool) -> Value {
+        let fut = async {
+            loop {
+                let v = self.events.recv().await.expect("human sync ended");
+                if v["sender"] == sender && pick(&v) {
+                    return v;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), fut)
+            .await
+            .unwrap_or_else(|_| panic!("no matching event from {sender}"))
+    }
+}
+
+/// Writes a password file for the CLI.
+pub fn password_file(dir: &Path, password: &str) -> PathBuf {
+    let p = dir.join("password");
+    std::fs::write(&p, format!("{password}\n")).unwrap();
+    p
+}

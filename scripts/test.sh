@@ -21,4 +21,7 @@ if ! diff -r tests/fixtures "$tmp" >/dev/null; then
 fi
 echo "==> golden fixtures match the meshtastic package's encoder"
 
+# The Matrix tests start their own Synapse from this venv (on 127.0.0.1, a free port).
+bash scripts/synapse.sh install
+
 cargo test --locked "$@"

@@ -353,7 +353,26 @@ pub async fn start(
                     let Ok(keys) = batch else { continue };
                     let sessions: HashSet<String> =
                         keys.into_iter().map(|k| k.session_id).collect();
-                    retry_pending(&s, &c3, &sessions).await;
+                    retry_pending(&s, &c3, &Retry::Sessions(sessions)).await;
+                }
+            }))
+        }
+        None => None,
+    };
+
+    // History shared with an invite (MSC4268) is imported after the join; retry what waits in
+    // that room a few times while the import runs.
+    let history_task = match client.encryption().historic_room_key_stream().await {
+        Some(mut stream) => {
+            let s = shared.clone();
+            let c5 = client.clone();
+            Some(tokio::spawn(async move {
+                while let Some(info) = stream.next().await {
+                    debug!("room key bundle for {} from {}", info.room_id, info.sender);
+                    for secs in [1, 3, 10] {
+                        tokio::time::sleep(Duration::from_secs(secs)).await;
+                        retry_pending(&s, &c5, &Retry::Room(info.room_id.clone())).await;
+                    }
                 }
             }))
         }
@@ -388,7 +407,7 @@ pub async fn start(
         }
         updates_task.abort();
         errors_task.abort();
-        if let Some(t) = keys_task {
+        for t in [keys_task, history_task].into_iter().flatten() {
             t.abort();
         }
     });
@@ -463,12 +482,22 @@ async fn on_timeline_event(s: &Shared, room: Room, raw: RawEvent) {
     }
 }
 
-async fn retry_pending(s: &Shared, client: &Client, sessions: &HashSet<String>) {
+/// Which undecryptable events to try again.
+enum Retry {
+    /// Those of these megolm sessions (their keys just arrived).
+    Sessions(HashSet<String>),
+    /// All of this room (a history bundle was imported).
+    Room(OwnedRoomId),
+}
+
+async fn retry_pending(s: &Shared, client: &Client, which: &Retry) {
     let ready: Vec<_> = {
         let mut pending = s.pending.lock().unwrap();
-        let (ready, keep): (Vec<_>, Vec<_>) = pending
-            .drain(..)
-            .partition(|(_, _, sid)| sessions.contains(sid));
+        let (ready, keep): (Vec<_>, Vec<_>) =
+            pending.drain(..).partition(|(room, _, sid)| match which {
+                Retry::Sessions(set) => set.contains(sid),
+                Retry::Room(r) => r == room,
+            });
         pending.extend(keep);
         ready
     };

@@ -94,11 +94,9 @@ pub fn synapse() -> &'static Synapse {
                     Ok(())
                 });
             }
-            let child = cmd.spawn().expect("start Synapse");
+            let mut child = cmd.spawn().expect("start Synapse");
             tx.send(child.id()).unwrap();
-            loop {
-                std::thread::park();
-            }
+            let _ = child.wait();
         });
         let _pid = rx.recv().unwrap();
         let t0 = Instant::now();
@@ -182,6 +180,20 @@ impl Human {
             },
         );
         client.sync_once(SyncSettings::new()).await.unwrap();
+        // A cross-signed human, as Element users are (history is shared only by them).
+        if let Err(e) = client.encryption().bootstrap_cross_signing(None).await {
+            let uiaa = e.as_uiaa_response().expect("cross-signing bootstrap");
+            let auth = mmrelay::matrix::session::password_auth(
+                client.user_id().unwrap().as_str(),
+                "human-pass",
+                uiaa.session.clone(),
+            );
+            client
+                .encryption()
+                .bootstrap_cross_signing(Some(auth))
+                .await
+                .unwrap();
+        }
         let c = client.clone();
         let task = tokio::spawn(async move {
             let _ = c

@@ -1,0 +1,378 @@
+//! The running Matrix client against a real Synapse, with a second client playing the human:
+//! messages both ways in encrypted and plain rooms, custom content fields, restarts, logins
+//! made elsewhere, and messages whose keys the bot gets late.
+
+#![recursion_limit = "256"]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::synapse::{register, synapse, unique, Human};
+use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
+use mmrelay::matrix::content::{self, Incoming, MessageKind};
+use mmrelay::matrix::credentials::{Credentials, MatrixPaths};
+use mmrelay::matrix::session::{self, LoginParams};
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+async fn login_bot(home: &Path) -> (MatrixPaths, String) {
+    let hs = synapse();
+    let bot = unique("bot");
+    drop(register(&bot, "bot-pass").await);
+    let paths = MatrixPaths::new(home, None);
+    let params = LoginParams {
+        homeserver: hs.url.clone(),
+        username: bot.clone(),
+        password: "bot-pass".into(),
+        reset_cross_signing: false,
+    };
+    session::login(&paths, &params, &mut |_| {}).await.unwrap();
+    (paths, format!("@{bot}:localhost"))
+}
+
+struct Bot {
+    handle: MatrixHandle,
+    events: mpsc::Receiver<MatrixEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bot {
+    async fn start(paths: &MatrixPaths, rooms: &[String]) -> Bot {
+        let mut opts = MatrixOptions::new(rooms.to_vec());
+        opts.sync_timeout = Duration::from_secs(5);
+        let (handle, events, task) = client::start(paths, opts).await.expect("bot starts");
+        Bot {
+            handle,
+            events,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.handle.stop().await;
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// The next incoming message or reaction not sent by the bot itself.
+    async fn incoming(&mut self) -> Incoming {
+        let me = self.handle.user_id().to_string();
+        let fut = async {
+            loop {
+                match self.events.recv().await.expect("bot events ended") {
+                    MatrixEvent::Incoming(i) if i.sender() != me => return i,
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), fut)
+            .await
+            .expect("no incoming event for the bot")
+    }
+
+    async fn sent(&mut self, txn: &str) -> String {
+        let fut = async {
+            loop {
+                if let MatrixEvent::Sent {
+                    transaction_id,
+                    event_id,
+                    ..
+                } = self.events.recv().await.expect("bot events ended")
+                {
+                    if transaction_id == txn {
+                        return event_id;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), fut)
+            .await
+            .expect("the send never reached the server")
+    }
+}
+
+fn mesh_fields() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("meshtastic_longname".into(), json!("Alice Base"));
+    m.insert("meshtastic_shortname".into(), json!("ALC"));
+    m.insert("meshtastic_meshnet".into(), json!("testnet"));
+    m.insert("meshtastic_id".into(), json!(1234567));
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_both_ways_in_encrypted_and_plain_rooms_and_after_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let (paths, bot_id) = login_bot(home.path()).await;
+    let mut human = Human::new(&unique("human")).await;
+    let bot_uid: matrix_sdk::ruma::OwnedUserId = bot_id.parse().unwrap();
+    let enc_room = human
+        .create_room(true, std::slice::from_ref(&bot_uid))
+        .await;
+    let plain_room = human
+        .create_room(false, std::slice::from_ref(&bot_uid))
+        .await;
+    let rooms = vec![enc_room.to_string(), plain_room.to_string()];
+
+    let mut bot = Bot::start(&paths, &rooms).await;
+    human.wait_joined(&enc_room, &bot_uid).await;
+    human.wait_joined(&plain_room, &bot_uid).await;
+    let device = Credentials::load(&paths.credentials)
+        .unwrap()
+        .unwrap()
+        .device_id;
+
+    for (room, encrypted) in [(&enc_room, true), (&plain_room, false)] {
+        // Human -> bot.
+        let body = format!(
+            "hello bot ({})",
+            if encrypted { "encrypted" } else { "plain" }
+        );
+        let event_id = human.send_text(room, &body).await;
+        let Incoming::Message(m) = bot.incoming().await else {
+            panic!("expected a message")
+        };
+        assert_eq!(
+            (m.room_id.as_str(), m.event_id.as_str()),
+            (room.as_str(), event_id.as_str())
+        );
+        assert_eq!(
+            (m.body.as_str(), m.kind, m.encrypted),
+            (body.as_str(), MessageKind::Text, encrypted)
+        );
+        assert_eq!(m.sender, human.user_id().as_str());
+        assert!(m.sender_name.starts_with("human"), "{}", m.sender_name);
+
+        // Bot -> human: a reply with MMRelay's custom fields.
+        let c = content::message(
+            MessageKind::Text,
+            "[Alice Base/testnet]: hi",
+            Some(&event_id),
+            &mesh_fields(),
+        );
+        let txn = bot
+            .handle
+            .send(room.as_str(), "m.room.message", &c)
+            .await
+            .unwrap();
+        let sent_id = bot.sent(&txn).await;
+        let v = human
+            .next_from(&bot_id, |v| v["type"] == "m.room.message")
+            .await;
+        assert_eq!(v["event_id"], sent_id.as_str());
+        assert_eq!(v["room_id"], room.as_str());
+        assert_eq!(v["content"]["body"], "[Alice Base/testnet]: hi");
+        assert_eq!(v["content"]["meshtastic_longname"], "Alice Base");
+        assert_eq!(v["content"]["meshtastic_id"], 1234567);
+        assert_eq!(
+            v["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+            event_id.as_str()
+        );
+
+        // A notice, an emote and a reaction from the human.
+        let n = human
+            .send_raw(
+                room,
+                "m.room.message",
+                json!({"msgtype": "m.notice", "body": "a notice"}),
+            )
+            .await;
+        let Incoming::Message(m) = bot.incoming().await else {
+            panic!()
+        };
+        assert_eq!(
+            (m.event_id.as_str(), m.kind),
+            (n.as_str(), MessageKind::Notice)
+        );
+        human
+            .send_raw(
+                room,
+                "m.room.message",
+                json!({"msgtype": "m.emote", "body": "waves"}),
+            )
+            .await;
+        let Incoming::Message(m) = bot.incoming().await else {
+            panic!()
+        };
+        assert_eq!((m.kind, m.body.as_str()), (MessageKind::Emote, "waves"));
+        human
+            .send_raw(room, "m.reaction", json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": sent_id, "key": "\u{1F44D}"}}))
+            .await;
+        let Incoming::Reaction(r) = bot.incoming().await else {
+            panic!("expected a reaction")
+        };
+        assert_eq!(
+            (r.relates_to.as_str(), r.key.as_str()),
+            (sent_id.as_str(), "\u{1F44D}")
+        );
+
+        // The bot's reaction reaches the human.
+        let c = content::reaction(&event_id, "\u{2705}", &Map::new());
+        let txn = bot
+            .handle
+            .send(room.as_str(), "m.reaction", &c)
+            .await
+            .unwrap();
+        bot.sent(&txn).await;
+        let v = human
+            .next_from(&bot_id, |v| v["type"] == "m.reaction")
+            .await;
+        assert_eq!(v["content"]["m.relates_to"]["key"], "\u{2705}");
+    }
+
+    // Restart: same device, still decrypts and encrypts, and history is not replayed.
+    bot.stop().await;
+    let mut bot = Bot::start(&paths, &rooms).await;
+    assert_eq!(
+        Credentials::load(&paths.credentials)
+            .unwrap()
+            .unwrap()
+            .device_id,
+        device
+    );
+    let id = human.send_text(&enc_room, "after restart").await;
+    let Incoming::Message(m) = bot.incoming().await else {
+        panic!()
+    };
+    assert_eq!(
+        (m.event_id.as_str(), m.body.as_str(), m.encrypted),
+        (id.as_str(), "after restart", true)
+    );
+    let c = content::message(MessageKind::Notice, "still encrypting", None, &Map::new());
+    let txn = bot
+        .handle
+        .send(enc_room.as_str(), "m.room.message", &c)
+        .await
+        .unwrap();
+    bot.sent(&txn).await;
+    let v = human
+        .next_from(&bot_id, |v| v["content"]["body"] == "still encrypting")
+        .await;
+    assert_eq!(v["content"]["msgtype"], "m.notice");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_sent_before_the_bot_had_the_key_is_still_delivered() {
+    let home = tempfile::tempdir().unwrap();
+    let (paths, bot_id) = login_bot(home.path()).await;
+    let human = Human::new(&unique("human")).await;
+    // The human writes in an encrypted room before the bot is in it; the bot gets the key
+    // only later (shared with the invite, as history).
+    let room = human.create_room(true, &[]).await;
+    let early = human
+        .send_text(&room, "written before the bot joined")
+        .await;
+    let bot_uid: matrix_sdk::ruma::OwnedUserId = bot_id.parse().unwrap();
+    human
+        .client
+        .get_room(&room)
+        .unwrap()
+        .invite_user_by_id(&bot_uid)
+        .await
+        .unwrap();
+    let mut bot = Bot::start(&paths, &[room.to_string()]).await;
+    let Incoming::Message(m) = bot.incoming().await else {
+        panic!()
+    };
+    assert_eq!(
+        (m.event_id.as_str(), m.body.as_str()),
+        (early.as_str(), "written before the bot joined")
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_made_elsewhere_gets_a_store_and_one_with_keys_elsewhere_is_refused() {
+    let hs = synapse();
+    // A login through the API (as MMRelay's own `auth login` or a script would do), with no
+    // keys uploaded: mmrelay creates the store for that device and works.
+    let bot = unique("bot");
+    let elsewhere = register(&bot, "pw").await;
+    let plain = matrix_sdk::Client::builder()
+        .homeserver_url(&hs.url)
+        .build()
+        .await
+        .unwrap();
+    plain
+        .matrix_auth()
+        .login_username(&bot, "pw")
+        .initial_device_display_name("made elsewhere")
+        .send()
+        .await
+        .unwrap();
+    let s = plain.matrix_auth().session().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let paths = MatrixPaths::new(home.path(), None);
+    Credentials {
+        homeserver: hs.url.clone(),
+        user_id: s.meta.user_id.to_string(),
+        access_token: s.tokens.access_token.clone(),
+        device_id: s.meta.device_id.to_string(),
+        extra: Map::new(),
+    }
+    .save(&paths.credentials)
+    .unwrap();
+    let human = Human::new(&unique("human")).await;
+    let room = human
+        .create_room(true, std::slice::from_ref(&s.meta.user_id))
+        .await;
+    let mut b = Bot::start(&paths, &[room.to_string()]).await;
+    human.wait_joined(&room, &s.meta.user_id).await;
+    let id = human.send_text(&room, "to the new store").await;
+    let Incoming::Message(m) = b.incoming().await else {
+        panic!()
+    };
+    assert_eq!(m.event_id, id);
+    b.stop().await;
+
+    // The device that registered `elsewhere` has uploaded keys (it synced): a store for it
+    // must not be made.
+    elsewhere
+        .sync_once(matrix_sdk::config::SyncSettings::new().timeout(Duration::ZERO))
+        .await
+        .unwrap();
+    let s2 = elsewhere.matrix_auth().session().unwrap();
+    let home2 = tempfile::tempdir().unwrap();
+    let paths2 = MatrixPaths::new(home2.path(), None);
+    Credentials {
+        homeserver: hs.url.clone(),
+        user_id: s2.meta.user_id.to_string(),
+        access_token: s2.tokens.access_token.clone(),
+        device_id: s2.meta.device_id.to_string(),
+        extra: Map::new(),
+    }
+    .save(&paths2.credentials)
+    .unwrap();
+    let err = match client::start(&paths2, MatrixOptions::new(vec![])).await {
+        Ok(_) => panic!("started with a device whose keys live elsewhere"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("already has encryption keys on the server"),
+        "{err}"
+    );
+    assert!(err.contains("run `mmrelay auth login`"), "{err}");
+    assert!(
+        !paths2.store.join("matrix-sdk-crypto.sqlite3").exists(),
+        "a store was left behind"
+    );
+
+    // No credentials at all.
+    let empty = tempfile::tempdir().unwrap();
+    let err = match client::start(
+        &MatrixPaths::new(empty.path(), None),
+        MatrixOptions::new(vec![]),
+    )
+    .await
+    {
+        Ok(_) => panic!("started without credentials"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("no Matrix credentials at") && err.contains("mmrelay auth login"),
+        "{err}"
+    );
+}

@@ -340,3 +340,56 @@ async fn store_of_another_device_is_refused() {
     assert!(t.contains("belongs to another device"), "{t}");
     assert!(t.contains("run `mmrelay auth login`"), "{t}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_cross_signing_identity_is_reported_and_can_be_replaced() {
+    let hs = synapse();
+    let bot = unique("bot");
+    drop(register(&bot, "pw").await);
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let login = |home: &Path, extra: &[&str]| {
+        let pw = password_file(home, "pw");
+        let mut a = s(&[
+            "auth",
+            "login",
+            "--homeserver",
+            &hs.url,
+            "--username",
+            &bot,
+            "--password-file",
+        ]);
+        a.push(pw.to_str().unwrap().to_string());
+        a.extend(s(extra));
+        a
+    };
+    let out = run(first.path(), login(first.path(), &[])).await;
+    assert!(
+        text(&out).contains("Cross-signing set up"),
+        "{}",
+        text(&out)
+    );
+    // A new device elsewhere: the identity's private keys stay with the first store.
+    let out = run(second.path(), login(second.path(), &[])).await;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("--reset-cross-signing"), "{t}");
+    let out = run(second.path(), s(&["auth", "status"])).await;
+    assert!(
+        text(&out).contains("Cross-signing: not signed"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        second.path(),
+        login(second.path(), &["--reset-cross-signing"]),
+    )
+    .await;
+    let t = text(&out);
+    assert!(
+        t.contains("Cross-signing set up: this device is verified by its owner"),
+        "{t}"
+    );
+    let out = run(second.path(), s(&["auth", "status"])).await;
+    assert!(text(&out).contains("Cross-signing: this device is verified by its owner"));
+}

@@ -376,3 +376,38 @@ async fn login_made_elsewhere_gets_a_store_and_one_with_keys_elsewhere_is_refuse
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_password_config_logs_in_once() {
+    let hs = synapse();
+    let bot = unique("bot");
+    drop(register(&bot, "legacy-pass").await);
+    let home = tempfile::tempdir().unwrap();
+    let paths = MatrixPaths::new(home.path(), None);
+    let mut opts = MatrixOptions::new(vec![]);
+    opts.legacy_login = Some(LoginParams {
+        homeserver: hs.url.clone(),
+        username: format!("@{bot}:localhost"),
+        password: "legacy-pass".into(),
+        reset_cross_signing: false,
+    });
+    let (h, _ev, task) = client::start(&paths, opts.clone()).await.unwrap();
+    let creds = Credentials::load(&paths.credentials)
+        .unwrap()
+        .expect("credentials written");
+    assert_eq!(creds.user_id, format!("@{bot}:localhost"));
+    h.stop().await;
+    task.abort();
+    let _ = task.await;
+    // The second start uses credentials.json: the same device, no new login.
+    let (h, _ev, task) = client::start(&paths, opts).await.unwrap();
+    assert_eq!(
+        Credentials::load(&paths.credentials)
+            .unwrap()
+            .unwrap()
+            .device_id,
+        creds.device_id
+    );
+    h.stop().await;
+    task.abort();
+}

@@ -44,6 +44,9 @@ pub struct MatrixOptions {
     pub pending_undecrypted: usize,
     /// Long-poll time of each sync.
     pub sync_timeout: Duration,
+    /// MMRelay's legacy config login (`matrix.homeserver`, `bot_user_id`, `password`): used
+    /// once, when credentials.json does not exist yet.
+    pub legacy_login: Option<session::LoginParams>,
 }
 
 impl MatrixOptions {
@@ -54,6 +57,7 @@ impl MatrixOptions {
             event_queue: 100,
             pending_undecrypted: 100,
             sync_timeout: Duration::from_secs(30),
+            legacy_login: None,
         }
     }
 }
@@ -207,6 +211,16 @@ pub async fn start(
     paths: &MatrixPaths,
     opts: MatrixOptions,
 ) -> Result<(MatrixHandle, mpsc::Receiver<MatrixEvent>, JoinHandle<()>), String> {
+    if let Some(params) = &opts.legacy_login {
+        if !paths.credentials.exists() {
+            info!(
+                "No credentials at {}; logging in once with the password from config.yaml",
+                paths.credentials.display()
+            );
+            session::login(paths, params, &mut |line| info!("{line}")).await?;
+            info!("You can now remove matrix.password from config.yaml");
+        }
+    }
     info!("Found credentials at {}", paths.credentials.display());
     let restored = session::restore(paths).await.map_err(|e| match e {
         RestoreError::NoCredentials(s)

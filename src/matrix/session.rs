@@ -244,12 +244,23 @@ pub async fn setup_cross_signing(
 }
 
 /// Login parameters.
+#[derive(Clone)]
 pub struct LoginParams {
     pub homeserver: String,
     /// Localpart or full `@user:server`.
     pub username: String,
     pub password: String,
     pub reset_cross_signing: bool,
+}
+
+impl std::fmt::Debug for LoginParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginParams")
+            .field("homeserver", &self.homeserver)
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
 }
 
 /// What a login did, line by line.

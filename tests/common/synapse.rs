@@ -57,62 +57,134 @@ fn answers(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[8..12] == b" 200"
 }
 
-/// The homeserver, started on first use; it stops when the test process exits.
+fn script() -> PathBuf {
+    root().join("scripts/synapse.sh")
+}
+
+/// Installs Synapse (once) and writes a config for `port` in a fresh folder.
+fn prepare(tag: &str, port: u16) -> PathBuf {
+    static INSTALL: OnceLock<()> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        let ok = Command::new("bash").arg(script()).arg("install").status();
+        assert!(
+            ok.expect("run scripts/synapse.sh").success(),
+            "installing Synapse failed"
+        );
+    });
+    let dir = std::env::temp_dir().join(format!("mmrelay-synapse-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = Command::new("bash")
+        .arg(script())
+        .args(["config", dir.to_str().unwrap(), &port.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "writing the Synapse config failed");
+    dir
+}
+
+/// Starts Synapse from `dir` and waits until it answers on `port`; returns its pid. The
+/// thread that starts it waits for it, and Synapse is told to stop (PR_SET_PDEATHSIG) when
+/// that thread ends: at the latest when the test process exits.
+fn launch(dir: &Path, port: u16) -> u32 {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("synapse.out"))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d2 = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script())
+            .args(["run", d2.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start Synapse");
+        tx.send(child.id()).unwrap();
+        let _ = child.wait();
+    });
+    let pid = rx.recv().unwrap();
+    let t0 = Instant::now();
+    while !answers(port) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "Synapse did not start; see {}",
+            dir.join("synapse.out").display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    pid
+}
+
+/// The homeserver shared by a test binary, started on first use.
 pub fn synapse() -> &'static Synapse {
     SYNAPSE.get_or_init(|| {
-        let script = root().join("scripts/synapse.sh");
-        let ok = Command::new("bash")
-            .arg(&script)
-            .arg("install")
-            .status()
-            .expect("run scripts/synapse.sh install");
-        assert!(ok.success(), "installing Synapse failed");
-        let dir = std::env::temp_dir().join(format!("mmrelay-synapse-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
         let port = free_port();
-        let ok = Command::new("bash")
-            .arg(&script)
-            .args(["config", dir.to_str().unwrap(), &port.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "writing the Synapse config failed");
-        let log = std::fs::File::create(dir.join("synapse.out")).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let d2 = dir.clone();
-        // The thread that starts Synapse lives as long as the process: Synapse is told to stop
-        // (PR_SET_PDEATHSIG) when that thread ends, that is when the tests are over.
-        std::thread::spawn(move || {
-            let mut cmd = Command::new("bash");
-            cmd.arg(&script)
-                .args(["run", d2.to_str().unwrap()])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            let mut child = cmd.spawn().expect("start Synapse");
-            tx.send(child.id()).unwrap();
-            let _ = child.wait();
-        });
-        let _pid = rx.recv().unwrap();
-        let t0 = Instant::now();
-        while !answers(port) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(90),
-                "Synapse did not start; see {}",
-                dir.join("synapse.out").display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let dir = prepare("shared", port);
+        launch(&dir, port);
         Synapse {
             url: format!("http://127.0.0.1:{port}"),
             dir,
         }
     })
+}
+
+/// A homeserver of one test's own, which the test can stop and start again.
+pub struct OwnSynapse {
+    pub url: String,
+    dir: PathBuf,
+    port: u16,
+    pid: Option<u32>,
+}
+
+impl OwnSynapse {
+    pub fn start(tag: &str) -> OwnSynapse {
+        let port = free_port();
+        let dir = prepare(tag, port);
+        let pid = launch(&dir, port);
+        OwnSynapse {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            port,
+            pid: Some(pid),
+        }
+    }
+
+    /// Stops it (SIGTERM) and waits until the port is closed.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while answers(self.port)
+                || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "Synapse did not stop"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&mut self) {
+        assert!(self.pid.is_none());
+        self.pid = Some(launch(&self.dir, self.port));
+    }
+}
+
+impl Drop for OwnSynapse {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// A fresh user name for this test process.
@@ -124,14 +196,14 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Registers a user and returns a logged-in client with an in-memory store.
+/// Registers a user on the shared homeserver and returns a logged-in client (in-memory store).
 pub async fn register(name: &str, password: &str) -> Client {
-    let hs = synapse();
-    let client = Client::builder()
-        .homeserver_url(&hs.url)
-        .build()
-        .await
-        .unwrap();
+    register_on(&synapse().url, name, password).await
+}
+
+/// Registers a user on the homeserver at `url`.
+pub async fn register_on(url: &str, name: &str, password: &str) -> Client {
+    let client = Client::builder().homeserver_url(url).build().await.unwrap();
     let mut req = register::v3::Request::new();
     req.username = Some(name.to_owned());
     req.password = Some(password.to_owned());
@@ -167,7 +239,12 @@ impl Drop for Human {
 
 impl Human {
     pub async fn new(name: &str) -> Human {
-        let client = register(name, "human-pass").await;
+        Human::on(&synapse().url, name).await
+    }
+
+    /// A human on the homeserver at `url`.
+    pub async fn on(url: &str, name: &str) -> Human {
+        let client = register_on(url, name, "human-pass").await;
         let (tx, events) = mpsc::unbounded_channel();
         client.add_event_handler(
             move |_e: AnySyncMessageLikeEvent, room: matrix_sdk::Room, raw: RawEvent| {
@@ -196,9 +273,13 @@ impl Human {
         }
         let c = client.clone();
         let task = tokio::spawn(async move {
-            let _ = c
-                .sync(SyncSettings::new().timeout(Duration::from_secs(5)))
-                .await;
+            // Sync again after a failure (the homeserver may be stopped by a test).
+            loop {
+                let _ = c
+                    .sync(SyncSettings::new().timeout(Duration::from_secs(5)))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         });
         Human {
             client,

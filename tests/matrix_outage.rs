@@ -1,0 +1,149 @@
+//! Durable sends: messages queued while the homeserver is down reach the room once it is back,
+//! also when mmrelay is restarted in between, and each arrives exactly once. This test has a
+//! Synapse of its own, which it stops and starts.
+
+#![recursion_limit = "256"]
+
+mod common;
+
+use std::time::Duration;
+
+use common::synapse::{register_on, unique, Human, OwnSynapse};
+use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
+use mmrelay::matrix::content::{self, MessageKind};
+use mmrelay::matrix::credentials::MatrixPaths;
+use mmrelay::matrix::session::{self, LoginParams};
+use serde_json::Map;
+use tokio::sync::mpsc;
+
+async fn start(
+    paths: &MatrixPaths,
+    room: &str,
+) -> (
+    MatrixHandle,
+    mpsc::Receiver<MatrixEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut opts = MatrixOptions::new(vec![room.to_string()]);
+    opts.sync_timeout = Duration::from_secs(2);
+    client::start(paths, opts).await.expect("bot starts")
+}
+
+async fn sent(events: &mut mpsc::Receiver<MatrixEvent>, txn: &str) -> String {
+    let fut = async {
+        loop {
+            if let Some(MatrixEvent::Sent {
+                transaction_id,
+                event_id,
+                ..
+            }) = events.recv().await
+            {
+                if transaction_id == txn {
+                    return event_id;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), fut)
+        .await
+        .expect("the queued message never reached the server")
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_sends_survive_outages_and_restarts_and_arrive_once() {
+    let hs = blocking(|| OwnSynapse::start("outage")).await;
+    let url = hs.url.clone();
+    let bot = unique("bot");
+    drop(register_on(&url, &bot, "pw").await);
+    let home = tempfile::tempdir().unwrap();
+    let paths = MatrixPaths::new(home.path(), None);
+    let params = LoginParams {
+        homeserver: url.clone(),
+        username: bot.clone(),
+        password: "pw".into(),
+        reset_cross_signing: false,
+    };
+    session::login(&paths, &params, &mut |_| {}).await.unwrap();
+    let bot_id: matrix_sdk::ruma::OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let mut human = Human::on(&url, &unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    let (handle, mut events, task) = start(&paths, room.as_str()).await;
+    human.wait_joined(&room, &bot_id).await;
+    let say = |body: &str| content::message(MessageKind::Text, body, None, &Map::new());
+
+    // Outage while running.
+    let mut hs = blocking(move || {
+        let mut hs = hs;
+        hs.stop();
+        hs
+    })
+    .await;
+    let txn1 = handle
+        .send(
+            room.as_str(),
+            "m.room.message",
+            &say("sent during outage 1"),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    hs = blocking(move || {
+        hs.restart();
+        hs
+    })
+    .await;
+    sent(&mut events, &txn1).await;
+
+    // Outage across a restart of mmrelay.
+    hs = blocking(move || {
+        hs.stop();
+        hs
+    })
+    .await;
+    let txn2 = handle
+        .send(
+            room.as_str(),
+            "m.room.message",
+            &say("sent during outage 2"),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    handle.stop().await;
+    task.abort();
+    let _ = task.await;
+    drop(events);
+    drop(handle);
+    let hs = blocking(move || {
+        hs.restart();
+        hs
+    })
+    .await;
+    let (handle, mut events, task) = start(&paths, room.as_str()).await;
+    sent(&mut events, &txn2).await;
+    let txn3 = handle
+        .send(room.as_str(), "m.room.message", &say("final"))
+        .await
+        .unwrap();
+    sent(&mut events, &txn3).await;
+
+    // The human sees each message once, in order.
+    let mut bodies = Vec::new();
+    while bodies.last().map(String::as_str) != Some("final") {
+        let v = human
+            .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+            .await;
+        bodies.push(v["content"]["body"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        bodies,
+        vec!["sent during outage 1", "sent during outage 2", "final"]
+    );
+    handle.stop().await;
+    task.abort();
+    drop(hs);
+}

@@ -2,6 +2,7 @@
 //! subcommands. `main.rs` only calls [`main`].
 
 pub mod auth;
+pub mod matrix;
 pub mod radio;
 
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Manage the bot's Matrix session (login, status, logout)
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Matrix diagnostics: run the client alone and print what arrives
+    #[command(subcommand)]
+    Matrix(matrix::MatrixCommand),
     /// Talk to the radio directly: show its details, send a text, watch the mesh
     #[command(subcommand)]
     Radio(radio::RadioCommand),
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
         Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),
+        Some(Command::Matrix(cmd)) => rt.block_on(matrix::run(&paths, cmd)),
         None => {
             eprintln!(
                 "The relay itself is not part of this version of mmrelay yet.\n\

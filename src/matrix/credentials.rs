@@ -226,5 +226,19 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+
+        // systemd's LoadCredential= wins over the file (the only test touching this variable).
+        let creds = tempfile::tempdir().unwrap();
+        fs::write(creds.path().join(PASSPHRASE_FILE), "from-systemd\n").unwrap();
+        std::env::set_var("CREDENTIALS_DIRECTORY", creds.path());
+        let got = read_passphrase(&paths);
+        std::env::remove_var("CREDENTIALS_DIRECTORY");
+        let (p, source) = got.unwrap().unwrap();
+        assert_eq!(p, "from-systemd");
+        assert_eq!(
+            source,
+            PassphraseSource::Systemd(creds.path().join(PASSPHRASE_FILE))
+        );
+        assert_eq!(read_passphrase(&paths).unwrap().unwrap().0, a);
     }
 }

@@ -5,6 +5,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod locate;
+pub mod relay;
+
 use serde::Deserialize;
 
 use crate::mesh::transport::{Endpoint, DEFAULT_TCP_PORT};

@@ -1,0 +1,744 @@
+//! The relay's settings, read from MMRelay's `config.yaml` keys (and the `MMRELAY_*`
+//! environment overrides), checked once at start. A wrong value stops mmrelay with the file,
+//! line, key, bad value and what is allowed; a key mmrelay does not implement (plugins, BLE
+//! settings...) gives one warning naming it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::locate::{line_of, path as key_path};
+use crate::mesh::transport::{Endpoint, DEFAULT_TCP_PORT};
+
+/// One bridged room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRoute {
+    /// Room id or alias, as written.
+    pub id: String,
+    pub channel: u32,
+}
+
+/// Everything the relay needs from the config, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    pub homeserver: Option<String>,
+    pub bot_user_id: Option<String>,
+    pub password: Option<String>,
+    pub e2ee_enabled: bool,
+    pub store_path: Option<PathBuf>,
+    /// Mesh -> Matrix prefix (`matrix.prefix_*`).
+    pub matrix_prefix: Option<String>,
+    pub rooms: Vec<RoomRoute>,
+    /// Room for direct messages to the relay's node (`meshtastic.direct_messages_room`).
+    pub dm_room: Option<String>,
+    pub endpoint: Endpoint,
+    pub meshnet_name: String,
+    pub broadcast_enabled: bool,
+    pub detection_sensor: bool,
+    pub message_delay: Duration,
+    pub reactions: bool,
+    pub replies: bool,
+    /// Matrix -> mesh prefix (`meshtastic.prefix_*`).
+    pub mesh_prefix: Option<String>,
+    pub log_level: Option<String>,
+    pub db_path: PathBuf,
+    pub msgs_to_keep: u32,
+    /// Matrix events older than this when mmrelay sees them are not sent to the mesh.
+    pub max_event_age: Duration,
+    /// Capacity of the Matrix -> mesh queue.
+    pub mesh_queue: usize,
+}
+
+pub const DEFAULT_MATRIX_PREFIX: &str = "[{long}/{mesh}]: ";
+pub const DEFAULT_MESH_PREFIX: &str = "{display5}[M]: ";
+pub const MATRIX_PREFIX_VARS: &[&str] = &["long", "short", "mesh"];
+pub const MESH_PREFIX_VARS: &[&str] = &["display", "user", "username", "server"];
+
+/// Environment overrides: variable, key path.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("MMRELAY_MATRIX_HOMESERVER", "matrix.homeserver"),
+    ("MMRELAY_MATRIX_BOT_USER_ID", "matrix.bot_user_id"),
+    ("MMRELAY_MATRIX_PASSWORD", "matrix.password"),
+    (
+        "MMRELAY_MESHTASTIC_CONNECTION_TYPE",
+        "meshtastic.connection_type",
+    ),
+    ("MMRELAY_MESHTASTIC_HOST", "meshtastic.host"),
+    ("MMRELAY_MESHTASTIC_PORT", "meshtastic.port"),
+    ("MMRELAY_MESHTASTIC_SERIAL_PORT", "meshtastic.serial_port"),
+    ("MMRELAY_MESHTASTIC_MESHNET_NAME", "meshtastic.meshnet_name"),
+    (
+        "MMRELAY_MESHTASTIC_BROADCAST_ENABLED",
+        "meshtastic.broadcast_enabled",
+    ),
+    (
+        "MMRELAY_MESHTASTIC_MESSAGE_DELAY",
+        "meshtastic.message_delay",
+    ),
+    ("MMRELAY_LOGGING_LEVEL", "logging.level"),
+    ("MMRELAY_DATABASE_PATH", "database.path"),
+];
+
+/// Keys mmrelay reads. Anything else gets a warning.
+const KNOWN: &[&str] = &[
+    "matrix",
+    "matrix.homeserver",
+    "matrix.bot_user_id",
+    "matrix.password",
+    "matrix.access_token",
+    "matrix.e2ee",
+    "matrix.e2ee.enabled",
+    "matrix.e2ee.store_path",
+    "matrix.encryption",
+    "matrix.encryption.enabled",
+    "matrix.encryption.store_path",
+    "matrix.prefix_enabled",
+    "matrix.prefix_format",
+    "matrix.max_event_age",
+    "matrix_rooms",
+    "matrix_rooms[].id",
+    "matrix_rooms[].meshtastic_channel",
+    "meshtastic",
+    "meshtastic.connection_type",
+    "meshtastic.serial_port",
+    "meshtastic.host",
+    "meshtastic.port",
+    "meshtastic.meshnet_name",
+    "meshtastic.broadcast_enabled",
+    "meshtastic.detection_sensor",
+    "meshtastic.message_delay",
+    "meshtastic.message_interactions",
+    "meshtastic.message_interactions.reactions",
+    "meshtastic.message_interactions.replies",
+    "meshtastic.prefix_enabled",
+    "meshtastic.prefix_format",
+    "meshtastic.direct_messages_room",
+    "meshtastic.queue_size",
+    "logging",
+    "logging.level",
+    "database",
+    "database.path",
+    "database.msg_map",
+    "database.msg_map.msgs_to_keep",
+];
+
+/// A config problem, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+/// The result of reading a config: the settings, or every problem found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: RelayConfig,
+    /// Keys mmrelay does not implement (one warning each).
+    pub ignored: Vec<String>,
+}
+
+/// Formats problems as lines `FILE line N: KEY: MESSAGE`.
+pub fn format_problems(file: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| match p.line {
+            Some(l) => format!("{} line {l}: {}: {}", file.display(), p.key, p.message),
+            None => format!("{}: {}: {}", file.display(), p.key, p.message),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    root: Value,
+    problems: Vec<Problem>,
+    /// Keys set from the environment, with their variable.
+    from_env: Vec<(&'static str, &'static str)>,
+}
+
+fn get<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut cur = root;
+    for part in path.split('.') {
+        cur = cur.as_mapping()?.get(Value::String(part.to_string()))?;
+    }
+    Some(cur)
+}
+
+fn set(root: &mut Value, path: &str, v: Value) {
+    let mut cur = root;
+    for part in path.split('.') {
+        if !cur.is_mapping() {
+            *cur = Value::Mapping(Mapping::new());
+        }
+        let m = cur.as_mapping_mut().expect("mapping");
+        cur = m
+            .entry(Value::String(part.to_string()))
+            .or_insert(Value::Null);
+    }
+    *cur = v;
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{s}'"),
+        Value::Null => "nothing".into(),
+        other => serde_yaml_ng::to_string(other)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into()),
+    }
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, key: &str, message: String) {
+        let message = match self.from_env.iter().find(|(_, k)| *k == key) {
+            Some((var, _)) => format!("{message} (from ${var})"),
+            None => message,
+        };
+        self.problems.push(Problem {
+            line: line_of(self.text, &key_path(key)),
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    fn value(&self, key: &str) -> Option<&Value> {
+        get(&self.root, key).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        match self.value(key)?.clone() {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            other => {
+                self.problem(key, format!("{} is not text", show(&other)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> bool {
+        match self.value(key).cloned() {
+            None => default,
+            Some(Value::Bool(b)) => b,
+            Some(Value::String(s))
+                if matches!(s.to_lowercase().as_str(), "true" | "yes" | "on" | "1") =>
+            {
+                true
+            }
+            Some(Value::String(s))
+                if matches!(s.to_lowercase().as_str(), "false" | "no" | "off" | "0") =>
+            {
+                false
+            }
+            Some(other) => {
+                self.problem(
+                    key,
+                    format!("{} is not allowed: use true or false", show(&other)),
+                );
+                default
+            }
+        }
+    }
+
+    fn number(&mut self, key: &str, default: f64, min: f64, max: f64, what: &str) -> f64 {
+        let v = match self.value(key).cloned() {
+            None => return default,
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            Some(_) => None,
+        };
+        match v {
+            Some(x) if (min..=max).contains(&x) => x,
+            _ => {
+                let shown = show(self.value(key).expect("present"));
+                self.problem(
+                    key,
+                    format!("{shown} is not allowed: {what} from {min} to {max}"),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// Checks a prefix template: `{name}` or `{nameN}` (N 1 to 20) with the given names.
+pub fn check_template(template: &str, vars: &[&str]) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("'{template}' opens '{{' without closing it"))?;
+        let name = &after[..close];
+        let base = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let digits = &name[base.len()..];
+        let ok_len =
+            digits.is_empty() || digits.parse::<u32>().is_ok_and(|n| (1..=20).contains(&n));
+        if !vars.contains(&base) || !ok_len {
+            let allowed: Vec<String> = vars
+                .iter()
+                .map(|v| format!("{{{v}}}, {{{v}1}}..{{{v}20}}"))
+                .collect();
+            return Err(format!(
+                "'{template}' uses {{{name}}}, which is not a variable here; allowed: {}",
+                allowed.join(", ")
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                let Some(k) = k.as_str() else { continue };
+                let path = if prefix.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if KNOWN.contains(&path.as_str()) {
+                    walk_unknown(child, &path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                walk_unknown(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reads the config text. `home` resolves the default database path; `env` gives the
+/// environment (a function so tests need not touch the process environment).
+pub fn load_relay_config(
+    text: &str,
+    home: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<Problem>> {
+    let root: Value = if text.trim().is_empty() {
+        Value::Mapping(Mapping::new())
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| {
+            vec![Problem {
+                line: e.location().map(|l| l.line()),
+                key: "(syntax)".into(),
+                message: format!("not valid YAML: {e}"),
+            }]
+        })?
+    };
+    if !root.is_mapping() {
+        return Err(vec![Problem {
+            line: Some(1),
+            key: "(top)".into(),
+            message: "the config must be a mapping of keys (matrix:, meshtastic:, ...)".into(),
+        }]);
+    }
+    let mut ignored = Vec::new();
+    walk_unknown(&root, "", &mut ignored);
+    let mut r = Reader {
+        text,
+        root,
+        problems: Vec::new(),
+        from_env: Vec::new(),
+    };
+    for (var, key) in ENV_OVERRIDES {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            set(&mut r.root, key, Value::String(v));
+            r.from_env.push((var, key));
+        }
+    }
+
+    let homeserver = r.string("matrix.homeserver");
+    let bot_user_id = r.string("matrix.bot_user_id");
+    let password = r.string("matrix.password");
+    let e2ee_key = if r.value("matrix.e2ee").is_some() {
+        "matrix.e2ee"
+    } else {
+        "matrix.encryption"
+    };
+    let e2ee_enabled = r.boolean(&format!("{e2ee_key}.enabled"), true);
+    let store_path = r
+        .string(&format!("{e2ee_key}.store_path"))
+        .map(|s| super::expand_home(&s));
+    let matrix_prefix = template(&mut r, "matrix", DEFAULT_MATRIX_PREFIX, MATRIX_PREFIX_VARS);
+
+    let mut rooms = Vec::new();
+    match r.value("matrix_rooms").cloned() {
+        None => r.problem(
+            "matrix_rooms",
+            "is missing: list the rooms to bridge, each with `id` and `meshtastic_channel`".into(),
+        ),
+        Some(Value::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let key = format!("matrix_rooms[{i}]");
+                let id = item
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .unwrap_or("");
+                if !(id.starts_with('!') || id.starts_with('#')) || !id.contains(':') {
+                    r.problem(
+                        &format!("{key}.id"),
+                        format!(
+                            "{} is not a room id (!room:server) or alias (#room:server)",
+                            show(item.get("id").unwrap_or(&Value::Null))
+                        ),
+                    );
+                    continue;
+                }
+                let ch = item.get("meshtastic_channel");
+                match ch.and_then(Value::as_u64) {
+                    Some(c) if c < 8 => rooms.push(RoomRoute {
+                        id: id.to_string(),
+                        channel: c as u32,
+                    }),
+                    _ => r.problem(
+                        &format!("{key}.meshtastic_channel"),
+                        format!(
+                            "{} is not allowed: a channel index from 0 to 7",
+                            show(ch.unwrap_or(&Value::Null))
+                        ),
+                    ),
+                }
+            }
+        }
+        Some(other) => r.problem(
+            "matrix_rooms",
+            format!("{} is not a list of rooms", show(&other)),
+        ),
+    }
+
+    let kind = r
+        .string("meshtastic.connection_type")
+        .map(|s| s.trim().to_lowercase());
+    let endpoint = match kind.as_deref() {
+        Some("serial") => match r.string("meshtastic.serial_port") {
+            Some(p) if !p.trim().is_empty() => Some(Endpoint::Serial(PathBuf::from(p.trim()))),
+            _ => {
+                r.problem(
+                    "meshtastic.serial_port",
+                    "is missing: the radio's device, for example /dev/ttyUSB0 or /dev/ttyACM0"
+                        .into(),
+                );
+                None
+            }
+        },
+        Some("tcp") | Some("network") => {
+            let port = r.number(
+                "meshtastic.port",
+                DEFAULT_TCP_PORT as f64,
+                1.0,
+                65535.0,
+                "a TCP port",
+            ) as u16;
+            match r.string("meshtastic.host") {
+                Some(h) if !h.trim().is_empty() => Some(Endpoint::Tcp {
+                    host: h.trim().to_string(),
+                    port,
+                }),
+                _ => {
+                    r.problem("meshtastic.host", "is missing: the radio's address".into());
+                    None
+                }
+            }
+        }
+        Some("ble") => {
+            r.problem(
+                "meshtastic.connection_type",
+                "'ble' is not supported by mmrelay: connect the radio by USB (serial) or over the network (tcp)".into(),
+            );
+            None
+        }
+        Some(other) => {
+            let other = other.to_string();
+            r.problem(
+                "meshtastic.connection_type",
+                format!("'{other}' is not allowed: use serial or tcp"),
+            );
+            None
+        }
+        None => {
+            r.problem(
+                "meshtastic.connection_type",
+                "is missing: set it to serial or tcp".into(),
+            );
+            None
+        }
+    };
+    let meshnet_name = r.string("meshtastic.meshnet_name").unwrap_or_default();
+    if meshnet_name.trim().is_empty() {
+        r.problem(
+            "meshtastic.meshnet_name",
+            "is missing: a short name for your mesh, shown in Matrix and used to avoid loops"
+                .into(),
+        );
+    }
+    let broadcast_enabled = r.boolean("meshtastic.broadcast_enabled", true);
+    let detection_sensor = r.boolean("meshtastic.detection_sensor", false);
+    let message_delay = r.number("meshtastic.message_delay", 2.5, 0.1, 600.0, "seconds");
+    let reactions = r.boolean("meshtastic.message_interactions.reactions", false);
+    let replies = r.boolean("meshtastic.message_interactions.replies", false);
+    let mesh_prefix = template(&mut r, "meshtastic", DEFAULT_MESH_PREFIX, MESH_PREFIX_VARS);
+    let dm_room = r.string("meshtastic.direct_messages_room");
+    if let Some(d) = &dm_room {
+        if !rooms.iter().any(|x| &x.id == d) && !(d.starts_with('!') || d.starts_with('#')) {
+            let d = d.clone();
+            r.problem(
+                "meshtastic.direct_messages_room",
+                format!("'{d}' is not a room id (!room:server) or alias (#room:server)"),
+            );
+        }
+    }
+    let mesh_queue = r.number(
+        "meshtastic.queue_size",
+        500.0,
+        1.0,
+        100_000.0,
+        "a number of messages",
+    ) as usize;
+    let log_level = r.string("logging.level").map(|s| s.to_lowercase());
+    if let Some(l) = &log_level {
+        if !matches!(
+            l.as_str(),
+            "error" | "warn" | "warning" | "info" | "debug" | "trace" | "critical"
+        ) {
+            let l = l.clone();
+            r.problem(
+                "logging.level",
+                format!("'{l}' is not allowed: use error, warning, info or debug"),
+            );
+        }
+    }
+    let db_path = r
+        .string("database.path")
+        .map(|s| super::expand_home(&s))
+        .unwrap_or_else(|| home.join("database").join("meshtastic.sqlite"));
+    let msgs_to_keep = r.number(
+        "database.msg_map.msgs_to_keep",
+        500.0,
+        0.0,
+        1_000_000.0,
+        "a number of messages",
+    ) as u32;
+    let max_event_age = r.number(
+        "matrix.max_event_age",
+        600.0,
+        0.0,
+        30.0 * 86400.0,
+        "seconds",
+    );
+
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    Ok(Loaded {
+        config: RelayConfig {
+            homeserver,
+            bot_user_id,
+            password,
+            e2ee_enabled,
+            store_path,
+            matrix_prefix,
+            rooms,
+            dm_room,
+            endpoint: endpoint.expect("no problems"),
+            meshnet_name,
+            broadcast_enabled,
+            detection_sensor,
+            message_delay: Duration::from_secs_f64(message_delay),
+            reactions,
+            replies,
+            mesh_prefix,
+            log_level,
+            db_path,
+            msgs_to_keep,
+            max_event_age: Duration::from_secs_f64(max_event_age),
+            mesh_queue,
+        },
+        ignored,
+    })
+}
+
+/// `SECTION.prefix_enabled` and `SECTION.prefix_format`: the template in use, or `None`.
+fn template(r: &mut Reader<'_>, section: &str, default: &str, vars: &[&str]) -> Option<String> {
+    if !r.boolean(&format!("{section}.prefix_enabled"), true) {
+        return None;
+    }
+    let key = format!("{section}.prefix_format");
+    let t = r.string(&key).unwrap_or_else(|| default.to_string());
+    if let Err(e) = check_template(&t, vars) {
+        r.problem(&key, e);
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+matrix:
+  homeserver: https://matrix.example.org
+  bot_user_id: \"@relay:example.org\"
+  e2ee:
+    enabled: true
+matrix_rooms:
+  - id: \"!abc:example.org\"
+    meshtastic_channel: 0
+  - id: \"#ops:example.org\"
+    meshtastic_channel: 2
+meshtastic:
+  connection_type: network
+  host: 192.168.1.50
+  meshnet_name: TestNet
+  broadcast_enabled: true
+  message_interactions:
+    reactions: true
+    replies: false
+  ble_address: AA:BB
+logging:
+  level: debug
+plugins:
+  ping:
+    active: true
+";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn reads_mmrelay_config_with_defaults_and_warns_about_unknown_keys() {
+        let l = load_relay_config(GOOD, Path::new("/h"), &no_env).unwrap();
+        let c = &l.config;
+        assert_eq!(c.rooms.len(), 2);
+        assert_eq!(
+            c.rooms[1],
+            RoomRoute {
+                id: "#ops:example.org".into(),
+                channel: 2
+            }
+        );
+        assert_eq!(
+            c.endpoint,
+            Endpoint::Tcp {
+                host: "192.168.1.50".into(),
+                port: 4403
+            }
+        );
+        assert_eq!(c.meshnet_name, "TestNet");
+        assert_eq!(
+            (c.reactions, c.replies, c.detection_sensor),
+            (true, false, false)
+        );
+        assert_eq!(c.message_delay, Duration::from_millis(2500));
+        assert_eq!(c.matrix_prefix.as_deref(), Some(DEFAULT_MATRIX_PREFIX));
+        assert_eq!(c.mesh_prefix.as_deref(), Some(DEFAULT_MESH_PREFIX));
+        assert_eq!(c.db_path, PathBuf::from("/h/database/meshtastic.sqlite"));
+        assert_eq!(c.msgs_to_keep, 500);
+        assert_eq!(c.max_event_age, Duration::from_secs(600));
+        assert_eq!(
+            l.ignored,
+            vec!["meshtastic.ble_address".to_string(), "plugins".to_string()]
+        );
+    }
+
+    #[test]
+    fn wrong_values_name_line_key_value_and_what_is_allowed() {
+        let bad = GOOD
+            .replace("meshtastic_channel: 2", "meshtastic_channel: 9")
+            .replace("connection_type: network", "connection_type: lora")
+            .replace("level: debug", "level: loud")
+            .replace(
+                "  meshnet_name: TestNet\n",
+                "  meshnet_name: TestNet\n  message_delay: soon\n",
+            );
+        let problems = load_relay_config(&bad, Path::new("/h"), &no_env).unwrap_err();
+        let text = format_problems(Path::new("/h/config.yaml"), &problems);
+        assert!(text.contains("/h/config.yaml line 10: matrix_rooms[1].meshtastic_channel: 9 is not allowed: a channel index from 0 to 7"), "{text}");
+        assert!(
+            text.contains(
+                "line 12: meshtastic.connection_type: 'lora' is not allowed: use serial or tcp"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 22: logging.level: 'loud' is not allowed"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "meshtastic.message_delay: 'soon' is not allowed: seconds from 0.1 to 600"
+            ),
+            "{text}"
+        );
+        let ble = GOOD.replace("connection_type: network", "connection_type: ble");
+        let p = load_relay_config(&ble, Path::new("/h"), &no_env).unwrap_err();
+        assert!(p[0].message.contains("'ble' is not supported"));
+        let syntax = load_relay_config("matrix: [\n", Path::new("/h"), &no_env).unwrap_err();
+        assert!(syntax[0].message.starts_with("not valid YAML"));
+    }
+
+    #[test]
+    fn prefix_templates_are_checked() {
+        assert!(check_template("[{long}/{mesh}]: ", MATRIX_PREFIX_VARS).is_ok());
+        assert!(check_template("{long20}{short}{mesh1}", MATRIX_PREFIX_VARS).is_ok());
+        assert!(check_template(
+            "{display5}[M]: {user}@{server} {username}",
+            MESH_PREFIX_VARS
+        )
+        .is_ok());
+        let e = check_template("{long21}", MATRIX_PREFIX_VARS).unwrap_err();
+        assert!(e.contains("{long21}") && e.contains("allowed"), "{e}");
+        assert!(check_template("{display", MESH_PREFIX_VARS).is_err());
+        let off = GOOD.replace("meshtastic:\n", "meshtastic:\n  prefix_enabled: false\n");
+        assert_eq!(
+            load_relay_config(&off, Path::new("/h"), &no_env)
+                .unwrap()
+                .config
+                .mesh_prefix,
+            None
+        );
+    }
+
+    #[test]
+    fn environment_overrides_win_and_are_named_in_errors() {
+        let env = |v: &str| match v {
+            "MMRELAY_MESHTASTIC_HOST" => Some("10.9.8.7".to_string()),
+            "MMRELAY_MESHTASTIC_PORT" => Some("4000".to_string()),
+            "MMRELAY_DATABASE_PATH" => Some("/var/lib/mm/db.sqlite".to_string()),
+            _ => None,
+        };
+        let c = load_relay_config(GOOD, Path::new("/h"), &env)
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.endpoint,
+            Endpoint::Tcp {
+                host: "10.9.8.7".into(),
+                port: 4000
+            }
+        );
+        assert_eq!(c.db_path, PathBuf::from("/var/lib/mm/db.sqlite"));
+        let env =
+            |v: &str| (v == "MMRELAY_MESHTASTIC_BROADCAST_ENABLED").then(|| "maybe".to_string());
+        let p = load_relay_config(GOOD, Path::new("/h"), &env).unwrap_err();
+        assert!(
+            p[0].message
+                .contains("(from $MMRELAY_MESHTASTIC_BROADCAST_ENABLED)"),
+            "{:?}",
+            p
+        );
+    }
+}

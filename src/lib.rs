@@ -10,4 +10,5 @@ pub mod cli;
 pub mod config;
 pub mod matrix;
 pub mod mesh;
+pub mod relay;
 pub mod sim;

@@ -12,3 +12,4 @@ pub mod matrix;
 pub mod mesh;
 pub mod relay;
 pub mod sim;
+pub mod store;

@@ -1,0 +1,448 @@
+//! The relay's own state in SQLite, flash-friendly: WAL, `synchronous=NORMAL`, a bounded
+//! journal, and writes only when something changed. MMRelay's tables for what the two share
+//! (`longnames`, `shortnames`, `message_map`), plus a small key/value table for relay state
+//! and the outbox: Matrix messages accepted for the mesh but not yet taken by the radio
+//! (postcard records), so they survive a restart and are sent once.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::session::node_id;
+use crate::relay::rules::{MapEntry, Names};
+
+/// Schema version written in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+/// Prune the message map after this many inserts.
+const PRUNE_EVERY: u32 = 50;
+
+/// A message waiting for the radio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutItem {
+    pub channel: u32,
+    pub text: String,
+    pub reply_id: u32,
+    /// The Matrix event it came from (for the message map), if any.
+    pub event_id: Option<String>,
+    pub room_id: Option<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+    msgs_to_keep: u32,
+    inserts_since_prune: u32,
+    /// Names as last written, so unchanged names cost no write.
+    names: HashMap<u32, (String, String)>,
+    /// Statements executed that wrote (for the benchmark and tests).
+    writes: u64,
+}
+
+fn err(e: rusqlite::Error) -> String {
+    e.to_string()
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path, msgs_to_keep: u32) -> Result<Store, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=1048576; \
+             PRAGMA cache_size=-256; PRAGMA temp_store=MEMORY;",
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(format!(
+                "{}: made by a newer mmrelay (schema {version}, this one knows {SCHEMA_VERSION})",
+                path.display()
+            ));
+        }
+        if version < 1 {
+            // MMRelay's tables (created only if missing, so an MMRelay database is adopted).
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS longnames (meshtastic_id TEXT PRIMARY KEY, longname TEXT);
+                 CREATE TABLE IF NOT EXISTS shortnames (meshtastic_id TEXT PRIMARY KEY, shortname TEXT);
+                 CREATE TABLE IF NOT EXISTS message_map (meshtastic_id INTEGER, matrix_event_id TEXT PRIMARY KEY,
+                     matrix_room_id TEXT, meshtastic_text TEXT, meshtastic_meshnet TEXT);
+                 CREATE INDEX IF NOT EXISTS mmrelay_message_map_mesh ON message_map (meshtastic_id);
+                 CREATE TABLE IF NOT EXISTS mmrelay_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS mmrelay_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(|e| format!("{}: creating the tables failed: {e}", path.display()))?;
+        }
+        Ok(Store {
+            conn,
+            msgs_to_keep,
+            inserts_since_prune: 0,
+            names: HashMap::new(),
+            writes: 0,
+        })
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// A node's names as stored.
+    pub fn names(&self, num: u32) -> Option<Names> {
+        if let Some((l, s)) = self.names.get(&num) {
+            return Some(Names {
+                long: l.clone(),
+                short: s.clone(),
+            });
+        }
+        let id = node_id(num);
+        let long: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT longname FROM longnames WHERE meshtastic_id=?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        let short: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT shortname FROM shortnames WHERE meshtastic_id=?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        match (long, short) {
+            (None, None) => None,
+            (l, s) => Some(Names {
+                long: l.unwrap_or_else(|| id.clone()),
+                short: s.unwrap_or_else(|| id[id.len() - 4..].to_string()),
+            }),
+        }
+    }
+
+    /// Stores a node's names; writes only when they changed. Returns whether it wrote.
+    pub fn save_names(&mut self, num: u32, long: &str, short: &str) -> Result<bool, String> {
+        if long.is_empty() && short.is_empty() {
+            return Ok(false);
+        }
+        let known = match self.names.get(&num) {
+            Some(n) => Some(n.clone()),
+            None => self.names(num).map(|n| (n.long, n.short)),
+        };
+        if known.as_ref().is_some_and(|(l, s)| l == long && s == short) {
+            self.names
+                .insert(num, (long.to_string(), short.to_string()));
+            return Ok(false);
+        }
+        let id = node_id(num);
+        let tx = self.conn.unchecked_transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO longnames (meshtastic_id, longname) VALUES (?1, ?2)",
+            params![id, long],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO shortnames (meshtastic_id, shortname) VALUES (?1, ?2)",
+            params![id, short],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        self.writes += 1;
+        if self.names.len() > 4096 {
+            self.names.clear();
+        }
+        self.names
+            .insert(num, (long.to_string(), short.to_string()));
+        Ok(true)
+    }
+
+    /// Remembers a relayed message, pruning the map to `msgs_to_keep` now and then.
+    pub fn map_insert(&mut self, e: &MapEntry) -> Result<(), String> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO message_map (meshtastic_id, matrix_event_id, matrix_room_id, meshtastic_text, meshtastic_meshnet)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.mesh_id, e.event_id, e.room_id, e.text, e.meshnet],
+            )
+            .map_err(err)?;
+        self.writes += 1;
+        self.inserts_since_prune += 1;
+        if self.msgs_to_keep > 0
+            && self.inserts_since_prune >= PRUNE_EVERY.min(self.msgs_to_keep.max(1))
+        {
+            self.prune()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest `msgs_to_keep` entries of the message map.
+    pub fn prune(&mut self) -> Result<usize, String> {
+        self.inserts_since_prune = 0;
+        if self.msgs_to_keep == 0 {
+            return Ok(0);
+        }
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM message_map WHERE rowid NOT IN (SELECT rowid FROM message_map ORDER BY rowid DESC LIMIT ?1)",
+                [self.msgs_to_keep],
+            )
+            .map_err(err)?;
+        if n > 0 {
+            self.writes += 1;
+        }
+        Ok(n)
+    }
+
+    fn map_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapEntry> {
+        Ok(MapEntry {
+            mesh_id: r.get::<_, i64>(0)? as u32,
+            event_id: r.get(1)?,
+            room_id: r.get(2)?,
+            text: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            meshnet: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        })
+    }
+
+    /// The newest map entry for a mesh packet id.
+    pub fn map_by_mesh(&self, mesh_id: u32) -> Option<MapEntry> {
+        self.conn
+            .query_row(
+                "SELECT meshtastic_id, matrix_event_id, matrix_room_id, meshtastic_text, meshtastic_meshnet
+                 FROM message_map WHERE meshtastic_id=?1 ORDER BY rowid DESC LIMIT 1",
+                [mesh_id],
+                Self::map_row,
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    pub fn map_by_event(&self, event_id: &str) -> Option<MapEntry> {
+        self.conn
+            .query_row(
+                "SELECT meshtastic_id, matrix_event_id, matrix_room_id, meshtastic_text, meshtastic_meshnet
+                 FROM message_map WHERE matrix_event_id=?1",
+                [event_id],
+                Self::map_row,
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    pub fn map_len(&self) -> usize {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM message_map", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap_or(0) as usize
+    }
+
+    pub fn state(&self, key: &str) -> Option<i64> {
+        self.conn
+            .query_row("SELECT value FROM mmrelay_state WHERE key=?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    pub fn set_state(&mut self, key: &str, value: i64) -> Result<(), String> {
+        if self.state(key) == Some(value) {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO mmrelay_state (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// Appends to the outbox; returns the item's id.
+    pub fn outbox_push(&mut self, item: &OutItem) -> Result<i64, String> {
+        let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
+        self.conn
+            .execute("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Everything in the outbox, oldest first (unreadable records are dropped with a warning).
+    pub fn outbox(&self) -> Vec<(i64, OutItem)> {
+        let mut stmt = match self
+            .conn
+            .prepare("SELECT id, item FROM mmrelay_outbox ORDER BY id")
+        {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("reading the outbox failed: {e}");
+                return Vec::new();
+            }
+        };
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)));
+        let mut out = Vec::new();
+        if let Ok(rows) = rows {
+            for (id, blob) in rows.flatten() {
+                match postcard::from_bytes(&blob) {
+                    Ok(item) => out.push((id, item)),
+                    Err(e) => log::warn!("dropping unreadable outbox record {id}: {e}"),
+                }
+            }
+        }
+        out
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM mmrelay_outbox", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap_or(0) as usize
+    }
+
+    pub fn outbox_delete(&mut self, id: i64) -> Result<(), String> {
+        self.conn
+            .execute("DELETE FROM mmrelay_outbox WHERE id=?1", [id])
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u32, ev: &str) -> MapEntry {
+        MapEntry {
+            mesh_id: id,
+            event_id: ev.into(),
+            room_id: "!r:h".into(),
+            text: format!("text {id}"),
+            meshnet: "Net".into(),
+        }
+    }
+
+    #[test]
+    fn names_are_written_only_when_they_change_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db/meshtastic.sqlite");
+        let mut s = Store::open(&path, 500).unwrap();
+        assert_eq!(s.names(7), None);
+        assert!(s.save_names(7, "Alice", "ALC").unwrap());
+        assert!(!s.save_names(7, "Alice", "ALC").unwrap());
+        assert!(s.save_names(7, "Alice B", "ALC").unwrap());
+        assert_eq!(s.writes(), 2);
+        drop(s);
+        let s = Store::open(&path, 500).unwrap();
+        assert_eq!(
+            s.names(7),
+            Some(Names {
+                long: "Alice B".into(),
+                short: "ALC".into()
+            })
+        );
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn message_map_looks_up_both_ways_and_is_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("m.sqlite"), 10).unwrap();
+        for i in 1..=25u32 {
+            s.map_insert(&entry(i, &format!("$e{i}"))).unwrap();
+        }
+        s.prune().unwrap();
+        assert_eq!(s.map_len(), 10);
+        assert_eq!(s.map_by_mesh(25).unwrap().event_id, "$e25");
+        assert_eq!(s.map_by_event("$e16").unwrap().mesh_id, 16);
+        assert_eq!(s.map_by_event("$e15"), None);
+        // Large ids round-trip (SQLite integers are signed).
+        s.map_insert(&entry(0xfffffff0, "$big")).unwrap();
+        assert_eq!(s.map_by_event("$big").unwrap().mesh_id, 0xfffffff0);
+    }
+
+    #[test]
+    fn outbox_and_state_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let mut s = Store::open(&path, 500).unwrap();
+        let item = OutItem {
+            channel: 2,
+            text: "héllo".into(),
+            reply_id: 9,
+            event_id: Some("$e".into()),
+            room_id: None,
+        };
+        let a = s.outbox_push(&item).unwrap();
+        let b = s
+            .outbox_push(&OutItem {
+                text: "second".into(),
+                ..item.clone()
+            })
+            .unwrap();
+        s.set_state("last_rx_time", 1234).unwrap();
+        let w = s.writes();
+        s.set_state("last_rx_time", 1234).unwrap();
+        assert_eq!(s.writes(), w, "unchanged state is not written");
+        drop(s);
+        let mut s = Store::open(&path, 500).unwrap();
+        let items = s.outbox();
+        assert_eq!(
+            items.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![a, b]
+        );
+        assert_eq!(items[0].1, item);
+        s.outbox_delete(a).unwrap();
+        assert_eq!(s.outbox_len(), 1);
+        assert_eq!(s.state("last_rx_time"), Some(1234));
+    }
+
+    #[test]
+    fn an_mmrelay_database_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meshtastic.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE longnames (meshtastic_id TEXT PRIMARY KEY, longname TEXT);
+                 CREATE TABLE shortnames (meshtastic_id TEXT PRIMARY KEY, shortname TEXT);
+                 CREATE TABLE message_map (meshtastic_id INTEGER, matrix_event_id TEXT PRIMARY KEY, matrix_room_id TEXT, meshtastic_text TEXT, meshtastic_meshnet TEXT);
+                 INSERT INTO longnames VALUES ('!0000002a', 'Old Node');
+                 INSERT INTO shortnames VALUES ('!0000002a', 'OLD');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path, 500).unwrap();
+        assert_eq!(
+            s.names(42),
+            Some(Names {
+                long: "Old Node".into(),
+                short: "OLD".into()
+            })
+        );
+    }
+}

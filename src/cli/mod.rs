@@ -92,13 +92,13 @@ pub fn main() -> ExitCode {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
         Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),
         Some(Command::Matrix(cmd)) => rt.block_on(matrix::run(&paths, cmd)),
-        None => {
-            eprintln!(
-                "The relay itself is not part of this version of mmrelay yet.\n\
-                 Use `mmrelay radio info|send|listen` to talk to the radio (see --help)."
-            );
-            ExitCode::from(2)
-        }
+        None => match rt.block_on(crate::relay::run::run(&paths.home, &paths.config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -387,7 +387,9 @@ pub fn load_relay_config(
                     .and_then(Value::as_str)
                     .map(str::trim)
                     .unwrap_or("");
-                if !(id.starts_with('!') || id.starts_with('#')) || !id.contains(':') {
+                let valid = (id.starts_with('!') && id.len() > 1)
+                    || (id.starts_with('#') && id.contains(':'));
+                if !valid {
                     r.problem(
                         &format!("{key}.id"),
                         format!(
@@ -492,7 +494,7 @@ pub fn load_relay_config(
     let mesh_prefix = template(&mut r, "meshtastic", DEFAULT_MESH_PREFIX, MESH_PREFIX_VARS);
     let dm_room = r.string("meshtastic.direct_messages_room");
     if let Some(d) = &dm_room {
-        if !rooms.iter().any(|x| &x.id == d) && !(d.starts_with('!') || d.starts_with('#')) {
+        if !(rooms.iter().any(|x| &x.id == d) || d.starts_with('!') || d.starts_with('#')) {
             let d = d.clone();
             r.problem(
                 "meshtastic.direct_messages_room",

@@ -150,6 +150,13 @@ pub struct PendingSend {
 }
 
 impl PendingSend {
+    /// The outcome, borrowing the handle (for `select!` loops).
+    pub async fn rx_outcome(&mut self) -> SendOutcome {
+        (&mut self.rx)
+            .await
+            .unwrap_or(SendOutcome::LinkLost { accepted: false })
+    }
+
     pub async fn outcome(self) -> SendOutcome {
         self.rx
             .await

@@ -1,4 +1,6 @@
 //! The relay: the rules that turn mesh packets into Matrix messages and back ([`rules`],
-//! sans-IO).
+//! sans-IO) and the task that runs them between the radio link and the Matrix client
+//! ([`run`]).
 
 pub mod rules;
+pub mod run;

@@ -1,0 +1,253 @@
+//! The whole relay, as the real `mmrelay` binary, between the simulated radio (TCP) and a real
+//! Synapse with a second client playing the human: both directions in an encrypted and a plain
+//! room, with the exact texts and MMRelay's content fields; replies and reactions; SIGTERM.
+
+#![recursion_limit = "256"]
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::synapse::{register, synapse, unique, Human};
+use common::tcp_sim;
+use matrix_sdk::ruma::OwnedUserId;
+use mmrelay::matrix::credentials::MatrixPaths;
+use mmrelay::matrix::session::{self, LoginParams};
+use mmrelay::mesh::proto::PortNum;
+use mmrelay::mesh::transport::Endpoint;
+use mmrelay::sim::{SimConfig, SimEvent, SimText};
+
+const MMRELAY: &str = env!("CARGO_BIN_EXE_mmrelay");
+
+struct Relay {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Relay {
+    fn start(home: &Path) -> Relay {
+        let log = home.join("mmrelay.log");
+        let child = Command::new(MMRELAY)
+            .arg("--home")
+            .arg(home)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut r = Relay { child, log };
+        r.wait_log("Radio ready");
+        r.wait_log("Initial sync completed");
+        r
+    }
+
+    fn log(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    fn wait_log(&mut self, what: &str) {
+        let t0 = Instant::now();
+        while !self.log().contains(what) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("mmrelay exited ({status}) before '{what}':\n{}", self.log());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no '{what}' in the relay's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM; returns the exit status and how long it took.
+    fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let t0 = Instant::now();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        (status, t0.elapsed())
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn next_packet(
+    rx: &mut tokio::sync::broadcast::Receiver<SimEvent>,
+) -> mmrelay::mesh::proto::MeshPacket {
+    common::sim_next(rx, "packet from the relay", |e| match e {
+        SimEvent::Packet(p) => Some(p),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_both_ways_with_replies_and_reactions() {
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let mut sim_rx = sim.subscribe();
+
+    let bot = unique("relay");
+    drop(register(&bot, "pw").await);
+    let home = tempfile::tempdir().unwrap();
+    let params = LoginParams {
+        homeserver: hs.url.clone(),
+        username: bot.clone(),
+        password: "pw".into(),
+        reset_cross_signing: false,
+    };
+    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
+        .await
+        .unwrap();
+    let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let mut human = Human::new(&unique("human")).await;
+    let enc = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    let plain = human
+        .create_room(false, std::slice::from_ref(&bot_id))
+        .await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix:\n  homeserver: {}\n  bot_user_id: \"{bot_id}\"\nmatrix_rooms:\n  - id: \"{enc}\"\n    meshtastic_channel: 0\n  - id: \"{plain}\"\n    meshtastic_channel: 1\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: TestNet\n  message_delay: 0.2\n  message_interactions:\n    reactions: true\n    replies: true\nplugins:\n  ping:\n    active: true\n",
+            hs.url
+        ),
+    )
+    .unwrap();
+
+    let relay = tokio::task::spawn_blocking({
+        let h = home.path().to_path_buf();
+        move || Relay::start(&h)
+    })
+    .await
+    .unwrap();
+    human.wait_joined(&enc, &bot_id).await;
+    human.wait_joined(&plain, &bot_id).await;
+    assert!(relay
+        .log()
+        .contains("'plugins' is not used by mmrelay; ignoring it"));
+
+    for (room, channel) in [(&enc, 0u32), (&plain, 1u32)] {
+        // Mesh -> Matrix.
+        let mesh_id = sim.inject_text(&SimText::broadcast(
+            0x1111aaaa,
+            channel,
+            "hello from the mesh",
+        ));
+        let v = human
+            .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+            .await;
+        assert_eq!(v["room_id"], room.as_str());
+        let c = &v["content"];
+        assert_eq!(c["body"], "[Alice Base/TestNet]: hello from the mesh");
+        assert_eq!(c["msgtype"], "m.text");
+        assert_eq!(c["meshtastic_longname"], "Alice Base");
+        assert_eq!(c["meshtastic_shortname"], "ALC");
+        assert_eq!(c["meshtastic_meshnet"], "TestNet");
+        assert_eq!(c["meshtastic_portnum"], "TEXT_MESSAGE_APP");
+        assert_eq!(c["meshtastic_id"], mesh_id);
+        assert_eq!(c["meshtastic_text"], "hello from the mesh");
+        let relayed_event = v["event_id"].as_str().unwrap().to_string();
+
+        // Matrix -> mesh.
+        let human_event = human.send_text(room, "hello from matrix").await;
+        let p = next_packet(&mut sim_rx).await;
+        let d = p.decoded().unwrap();
+        assert_eq!(p.channel, channel);
+        assert_eq!(d.portnum, PortNum::TextMessageApp as i32);
+        assert_eq!(
+            String::from_utf8_lossy(&d.payload),
+            "human[M]: hello from matrix"
+        );
+
+        // A mesh reply to the message from Matrix becomes a Matrix reply.
+        sim.inject_text(&SimText {
+            reply_id: p.id,
+            ..SimText::broadcast(0x2222bbbb, channel, "got it")
+        });
+        let v = human
+            .next_from(bot_id.as_str(), |v| {
+                v["content"]["meshtastic_text"] == "got it"
+            })
+            .await;
+        assert_eq!(v["content"]["body"], "[Bob Mobile/TestNet]: got it");
+        assert_eq!(
+            v["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+            human_event.as_str()
+        );
+
+        // A mesh reaction to the relayed mesh message becomes MMRelay's reaction emote.
+        sim.inject_text(&SimText {
+            reply_id: mesh_id,
+            emoji: true,
+            ..SimText::broadcast(0x3333cccc, channel, "\u{1F44D}")
+        });
+        let v = human
+            .next_from(bot_id.as_str(), |v| v["content"]["meshtastic_emoji"] == 1)
+            .await;
+        assert_eq!(v["content"]["msgtype"], "m.emote");
+        assert_eq!(
+            v["content"]["body"],
+            "[Carol \u{1F4E1} Hill/TestNet]: reacted \u{1F44D} to \"hello from the mesh\""
+        );
+        assert_eq!(v["content"]["meshtastic_replyId"], mesh_id);
+
+        // A Matrix reply and reaction on the relayed message go to the mesh.
+        human
+            .send_raw(
+                room,
+                "m.room.message",
+                serde_json::json!({"msgtype": "m.text", "body": "> <@x:localhost> hello\n\nwelcome back",
+                    "m.relates_to": {"m.in_reply_to": {"event_id": relayed_event}}}),
+            )
+            .await;
+        let p = next_packet(&mut sim_rx).await;
+        let d = p.decoded().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&d.payload),
+            "human[M]: welcome back"
+        );
+        assert_eq!(d.reply_id, mesh_id);
+        human
+            .send_raw(
+                room,
+                "m.reaction",
+                serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": relayed_event, "key": "\u{2764}"}}),
+            )
+            .await;
+        let p = next_packet(&mut sim_rx).await;
+        assert_eq!(
+            String::from_utf8_lossy(&p.decoded().unwrap().payload),
+            "human[M]: reacted \u{2764} to \"hello from the mesh\""
+        );
+    }
+
+    // The relay's own node and its own Matrix messages are never relayed back.
+    let me = sim.config().me.num;
+    sim.inject_text(&SimText::broadcast(me, 0, "from the relay's own node"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        std::iter::from_fn(|| sim_rx.try_recv().ok()).all(|e| !matches!(e, SimEvent::Packet(_)))
+    );
+
+    let (status, took) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+}

@@ -245,3 +245,74 @@ fn simulator_program_over_a_pty_with_radio_listen() {
     writeln!(stdin, "quit").unwrap();
     assert!(sim.wait().unwrap().success());
 }
+
+#[test]
+fn config_generate_and_check() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(MMRELAY)
+            .arg("--home")
+            .arg(home.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["config", "generate"]);
+    assert!(out.status.success());
+    let file = home.path().join("config.yaml");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file).unwrap() + "# edited\n",
+    )
+    .unwrap();
+    let out = run(&["config", "generate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists; it was not changed"));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .ends_with("# edited\n"));
+
+    let out = run(&["config", "check"]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "config.yaml: OK (1 room(s), radio serial port /dev/ttyUSB0, meshnet 'My Mesh')"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("credentials.json: missing; run `mmrelay auth login`"),
+        "{t}"
+    );
+
+    std::fs::create_dir_all(home.path().join("matrix")).unwrap();
+    std::fs::write(
+        home.path().join("matrix/credentials.json"),
+        r#"{"homeserver":"https://m.org","user_id":"@bot:m.org","access_token":"t","device_id":"DEV"}"#,
+    )
+    .unwrap();
+    let out = run(&["config", "check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("@bot:m.org on https://m.org, device DEV")
+    );
+
+    let bad = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("meshtastic_channel: 0", "meshtastic_channel: 12");
+    std::fs::write(&file, bad).unwrap();
+    let out = run(&["config", "check"]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.contains("config.yaml line 22: matrix_rooms[0].meshtastic_channel: 12 is not allowed: a channel index from 0 to 7"), "{t}");
+}

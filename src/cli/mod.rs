@@ -2,6 +2,7 @@
 //! subcommands. `main.rs` only calls [`main`].
 
 pub mod auth;
+pub mod config;
 pub mod matrix;
 pub mod radio;
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// Manage the bot's Matrix session (login, status, logout)
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Write a sample config, or check the config and the credentials
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Matrix diagnostics: run the client alone and print what arrives
     #[command(subcommand)]
     Matrix(matrix::MatrixCommand),
@@ -91,6 +95,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
         Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),
+        Some(Command::Config(cmd)) => config::run(&paths, cmd),
         Some(Command::Matrix(cmd)) => rt.block_on(matrix::run(&paths, cmd)),
         None => match rt.block_on(crate::relay::run::run(&paths.home, &paths.config)) {
             Ok(()) => ExitCode::SUCCESS,

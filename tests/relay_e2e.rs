@@ -33,7 +33,7 @@ impl Relay {
         let child = Command::new(MMRELAY)
             .arg("--home")
             .arg(home)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,mmrelay=debug")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
@@ -250,4 +250,86 @@ async fn relays_both_ways_with_replies_and_reactions() {
         .unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else { unreachable!() };
+    let bot = unique("relay");
+    drop(register(&bot, "pw").await);
+    let home = tempfile::tempdir().unwrap();
+    let params = LoginParams {
+        homeserver: hs.url.clone(),
+        username: bot.clone(),
+        password: "pw".into(),
+        reset_cross_signing: false,
+    };
+    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {}).await.unwrap();
+    let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let human = Human::new(&unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: BurstNet\n  message_delay: 0.3\n"
+        ),
+    )
+    .unwrap();
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h)).await.unwrap();
+    human.wait_joined(&room, &bot_id).await;
+    // A first message, so the human's client has shared its room key with the bot's device.
+    human.send_text(&room, "warm-up").await;
+    let t0 = Instant::now();
+    while sim.received().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the warm-up never reached the mesh");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let warm = sim.received().len();
+    let texts: Vec<String> = (0..12).map(|i| format!("burst {i}")).collect();
+    for t in &texts {
+        human.send_text(&room, t).await;
+    }
+    // Kill it hard once part of the burst is on the mesh.
+    let t0 = Instant::now();
+    while sim.received().len() < warm + 3 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the burst never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut relay = relay;
+    let _ = std::fs::copy(&relay.log, "/tmp/relay-burst-first.log");
+    relay.child.kill().unwrap();
+    relay.child.wait().unwrap();
+    let sent_before = sim.received().len() - warm;
+    assert!(sent_before < texts.len(), "the whole burst went out before the kill");
+    drop(relay);
+
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h)).await.unwrap();
+    let t0 = Instant::now();
+    loop {
+        let got: Vec<String> = sim
+            .received()
+            .iter()
+            .skip(warm)
+            .map(|p| String::from_utf8_lossy(&p.decoded().unwrap().payload).to_string())
+            .collect();
+        if got.len() >= texts.len() {
+            let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
+            assert_eq!(got, want, "each message once, in order");
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = std::fs::copy(&relay.log, "/tmp/relay-burst.log");
+            panic!("only {} of {} arrived: {got:?}", got.len(), texts.len());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing more arrives later either.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.received().len(), warm + texts.len());
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate()).await.unwrap();
+    assert!(status.success());
 }

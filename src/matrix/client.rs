@@ -53,7 +53,8 @@ impl MatrixOptions {
     pub fn new(rooms: Vec<String>) -> Self {
         MatrixOptions {
             rooms,
-            timeline_limit: 10,
+            // Generous: a limited (gapped) timeline would skip messages.
+            timeline_limit: 50,
             event_queue: 100,
             pending_undecrypted: 100,
             sync_timeout: Duration::from_secs(30),
@@ -400,6 +401,16 @@ pub async fn start(
             .sync_with_result_callback(settings, |res| {
                 let homeserver = homeserver.clone();
                 async move {
+                    if let Ok(resp) = &res {
+                        for (room, r) in &resp.rooms.joined {
+                            if r.timeline.limited {
+                                warn!(
+                                    "Matrix skipped older messages in {room} (more than the \
+                                     sync's timeline limit arrived at once); some may not be relayed"
+                                );
+                            }
+                        }
+                    }
                     if let Err(e) = &res {
                         use matrix_sdk::ruma::api::error::ErrorKind;
                         if let Some(ErrorKind::UnknownToken(_)) = e.client_api_error_kind() {

@@ -178,11 +178,11 @@ pub struct LinkHandle {
 }
 
 impl LinkHandle {
-    fn request(&self, msg: TextMessage) -> Result<(Request, PendingSend), SendError> {
+    fn request(&self, msg: TextMessage, id: Option<u32>) -> Result<(Request, PendingSend), SendError> {
         // Validate now, so the caller learns of a bad message at once.
         msg.to_packet(1, session::DEFAULT_HOP_LIMIT)
             .map_err(SendError::Invalid)?;
-        let id = session::random_packet_id();
+        let id = id.filter(|i| *i != 0).unwrap_or_else(session::random_packet_id);
         let (reply, rx) = oneshot::channel();
         Ok((
             Request { msg, id, reply },
@@ -192,14 +192,25 @@ impl LinkHandle {
 
     /// Queues a text, waiting while the queue is full.
     pub async fn send_text(&self, msg: TextMessage) -> Result<PendingSend, SendError> {
-        let (req, pending) = self.request(msg)?;
+        self.send_text_with_id(msg, None).await
+    }
+
+    /// Queues a text with a packet id chosen by the caller: sending the same message again with
+    /// the same id after a crash lets the radio drop the repeat (it ignores ids it has just
+    /// seen), so it reaches the mesh once.
+    pub async fn send_text_with_id(
+        &self,
+        msg: TextMessage,
+        id: Option<u32>,
+    ) -> Result<PendingSend, SendError> {
+        let (req, pending) = self.request(msg, id)?;
         self.tx.send(req).await.map_err(|_| SendError::Closed)?;
         Ok(pending)
     }
 
     /// Queues a text, or fails at once with [`SendError::QueueFull`].
     pub fn try_send_text(&self, msg: TextMessage) -> Result<PendingSend, SendError> {
-        let (req, pending) = self.request(msg)?;
+        let (req, pending) = self.request(msg, None)?;
         self.tx.try_send(req).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,

@@ -140,7 +140,18 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     loop {
         // Hand the next outbox message to the radio when it can take one.
         if inflight.is_none() && radio_ready {
-            if let Some((id, item)) = outbox.front().cloned() {
+            if let Some((id, mut item)) = outbox.front().cloned() {
+                if item.packet_id == 0 {
+                    // Chosen once and saved before the first try, so a resend after a crash
+                    // uses the same id and the radio drops the repeat.
+                    item.packet_id = crate::mesh::session::random_packet_id();
+                    if let Err(e) = store.outbox_update(id, &item) {
+                        warn!("outbox: {e}");
+                    }
+                    if let Some(front) = outbox.front_mut() {
+                        front.1.packet_id = item.packet_id;
+                    }
+                }
                 let msg = TextMessage {
                     channel: item.channel,
                     to: BROADCAST,
@@ -148,7 +159,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     reply_id: item.reply_id,
                     emoji: false,
                 };
-                match radio.send_text(msg).await {
+                match radio.send_text_with_id(msg, Some(item.packet_id)).await {
                     Ok(p) => {
                         inflight = Some(InFlight {
                             outbox_id: id,
@@ -303,6 +314,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                                 reply_id: out.reply_id,
                                 event_id: Some(event_id),
                                 room_id: Some(room_id),
+                                packet_id: 0,
                             };
                             match store.outbox_push(&item) {
                                 Ok(id) => outbox.push_back((id, item)),

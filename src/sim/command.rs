@@ -252,6 +252,7 @@ pub fn describe_event(ev: &SimEvent) -> String {
         SimEvent::Packet(p) => describe_packet("rx", p),
         SimEvent::Disconnect => "client said disconnect".into(),
         SimEvent::Malformed(n) => format!("malformed frame from client ({n} bytes)"),
+        SimEvent::Duplicate(id) => format!("dropped repeated packet {id:#010x}"),
     }
 }
 

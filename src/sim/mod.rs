@@ -127,6 +127,8 @@ pub enum SimEvent {
     Disconnect,
     /// A frame from the client that did not decode.
     Malformed(usize),
+    /// A packet whose id the radio had just seen: dropped, as the firmware does.
+    Duplicate(u32),
 }
 
 /// How the simulated radio answers packets.
@@ -153,6 +155,8 @@ struct Shared {
     /// Free queue slots reported; negative means "the full queue length".
     queue_free: AtomicI32,
     next_from_radio_id: AtomicU32,
+    /// The last packet ids received (the firmware drops repeats of recent ids).
+    recent_ids: Mutex<VecDeque<u32>>,
 }
 
 /// The simulated radio. Cheap to clone; all clones drive the same radio.
@@ -213,6 +217,7 @@ impl Simulator {
                 ack_mode: Mutex::new(AckMode::Ack),
                 queue_free: AtomicI32::new(-1),
                 next_from_radio_id: AtomicU32::new(1),
+                recent_ids: Mutex::new(VecDeque::new()),
             }),
         }
     }
@@ -638,14 +643,28 @@ impl Simulator {
                 }
             }
             Some(to_radio::Payload::Packet(p)) => {
-                {
+                let repeat = {
+                    let mut recent = self.shared.recent_ids.lock().unwrap();
+                    let seen = p.id != 0 && recent.contains(&p.id);
+                    if !seen {
+                        if recent.len() == 20 {
+                            recent.pop_front();
+                        }
+                        recent.push_back(p.id);
+                    }
+                    seen
+                };
+                if repeat {
+                    self.emit(SimEvent::Duplicate(p.id));
+                } else {
                     let mut rec = self.shared.received.lock().unwrap();
                     if rec.len() == RECORD_LIMIT {
                         rec.pop_front();
                     }
                     rec.push_back(p.clone());
+                    drop(rec);
+                    self.emit(SimEvent::Packet(p.clone()));
                 }
-                self.emit(SimEvent::Packet(p.clone()));
                 let mut out = vec![self.frame_msg(P::QueueStatus(self.queue_status(p.id)))];
                 let me = self.shared.config.lock().unwrap().me.num;
                 let mode = *self.shared.ack_mode.lock().unwrap();

@@ -27,6 +27,9 @@ pub struct OutItem {
     /// The Matrix event it came from (for the message map), if any.
     pub event_id: Option<String>,
     pub room_id: Option<String>,
+    /// The packet id used for it, once one was chosen (0 before), so that a resend after a
+    /// crash carries the same id.
+    pub packet_id: u32,
 }
 
 pub struct Store {
@@ -319,6 +322,16 @@ impl Store {
             .unwrap_or(0) as usize
     }
 
+    /// Records the packet id chosen for an outbox item.
+    pub fn outbox_update(&mut self, id: i64, item: &OutItem) -> Result<(), String> {
+        let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
+        self.conn
+            .execute("UPDATE mmrelay_outbox SET item=?2 WHERE id=?1", params![id, blob])
+            .map_err(err)?;
+        self.writes += 1;
+        Ok(())
+    }
+
     pub fn outbox_delete(&mut self, id: i64) -> Result<(), String> {
         self.conn
             .execute("DELETE FROM mmrelay_outbox WHERE id=?1", [id])
@@ -396,6 +409,7 @@ mod tests {
             reply_id: 9,
             event_id: Some("$e".into()),
             room_id: None,
+            packet_id: 0,
         };
         let a = s.outbox_push(&item).unwrap();
         let b = s
@@ -416,6 +430,8 @@ mod tests {
             vec![a, b]
         );
         assert_eq!(items[0].1, item);
+        s.outbox_update(b, &OutItem { packet_id: 77, ..items[1].1.clone() }).unwrap();
+        assert_eq!(s.outbox()[1].1.packet_id, 77);
         s.outbox_delete(a).unwrap();
         assert_eq!(s.outbox_len(), 1);
         assert_eq!(s.state("last_rx_time"), Some(1234));

@@ -333,3 +333,78 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     let (status, _) = tokio::task::spawn_blocking(move || relay.terminate()).await.unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
+    let hs = synapse();
+    let human = Human::new(&unique("human")).await;
+    let mut sims = Vec::new();
+    let mut homes = Vec::new();
+    let mut bots = Vec::new();
+    for _ in 0..2 {
+        let (sim, ep) = tcp_sim(SimConfig::default()).await;
+        let Endpoint::Tcp { port, .. } = ep else { unreachable!() };
+        let bot = unique("relay");
+        drop(register(&bot, "pw").await);
+        let home = tempfile::tempdir().unwrap();
+        let params = LoginParams {
+            homeserver: hs.url.clone(),
+            username: bot.clone(),
+            password: "pw".into(),
+            reset_cross_signing: false,
+        };
+        session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {}).await.unwrap();
+        bots.push(format!("@{bot}:localhost").parse::<OwnedUserId>().unwrap());
+        sims.push((sim, port));
+        homes.push(home);
+    }
+    let room = human.create_room(true, &bots).await;
+    let mut relays = Vec::new();
+    for (i, net) in ["Northnet", "Southnet"].iter().enumerate() {
+        std::fs::write(
+            homes[i].path().join("config.yaml"),
+            format!(
+                "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {}\n  meshnet_name: {net}\n  message_delay: 0.2\n",
+                sims[i].1
+            ),
+        )
+        .unwrap();
+        let h = homes[i].path().to_path_buf();
+        relays.push(tokio::task::spawn_blocking(move || Relay::start(&h)).await.unwrap());
+    }
+    for b in &bots {
+        human.wait_joined(&room, b).await;
+    }
+    // Each relay's first message makes sure the room keys reached the other bot.
+    let wait_for = |sim: &mmrelay::sim::Simulator, n: usize| {
+        let sim = sim.clone();
+        async move {
+            let t0 = Instant::now();
+            while sim.received().len() < n {
+                assert!(t0.elapsed() < Duration::from_secs(60), "expected {n} packet(s), got {:?}", sim.received());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    human.send_text(&room, "hello both meshes").await;
+    wait_for(&sims[0].0, 1).await;
+    wait_for(&sims[1].0, 1).await;
+
+    sims[0].0.inject_text(&SimText::broadcast(0x1111aaaa, 0, "north calling"));
+    wait_for(&sims[1].0, 2).await;
+    let got = sims[1].0.received();
+    assert_eq!(String::from_utf8_lossy(&got[1].decoded().unwrap().payload), "Alice/Nort: north calling");
+    sims[1].0.inject_text(&SimText::broadcast(0x2222bbbb, 0, "south answering"));
+    wait_for(&sims[0].0, 2).await;
+    let got = sims[0].0.received();
+    assert_eq!(String::from_utf8_lossy(&got[1].decoded().unwrap().payload), "Bob M/Sout: south answering");
+
+    // No loops: nothing more reaches either mesh.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sims[0].0.received().len(), 2, "{:?}", sims[0].0.received());
+    assert_eq!(sims[1].0.received().len(), 2, "{:?}", sims[1].0.received());
+    for r in relays {
+        let (status, _) = tokio::task::spawn_blocking(move || r.terminate()).await.unwrap();
+        assert!(status.success());
+    }
+}

@@ -431,10 +431,18 @@ async fn a_resend_with_the_same_packet_id_reaches_the_mesh_once() {
     let (sim, ep) = tcp_sim(SimConfig::default()).await;
     let mut r = start(fast(ep));
     r.ready().await;
-    let a = r.link.send_text_with_id(text(0, "once"), Some(0x5eed)).await.unwrap();
+    let a = r
+        .link
+        .send_text_with_id(text(0, "once"), Some(0x5eed))
+        .await
+        .unwrap();
     assert_eq!(a.packet_id, 0x5eed);
     assert_eq!(a.outcome().await, SendOutcome::Acked);
-    let b = r.link.send_text_with_id(text(0, "once"), Some(0x5eed)).await.unwrap();
+    let b = r
+        .link
+        .send_text_with_id(text(0, "once"), Some(0x5eed))
+        .await
+        .unwrap();
     assert_eq!(b.outcome().await, SendOutcome::Acked);
     assert_eq!(sim.received().len(), 1);
 }

@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::relay::Relay;
 use common::synapse::{register, synapse, unique, Human};
 use common::tcp_sim;
 use matrix_sdk::ruma::OwnedUserId;
@@ -19,70 +17,6 @@ use mmrelay::matrix::session::{self, LoginParams};
 use mmrelay::mesh::proto::PortNum;
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{SimConfig, SimEvent, SimText};
-
-const MMRELAY: &str = env!("CARGO_BIN_EXE_mmrelay");
-
-struct Relay {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Relay {
-    fn start(home: &Path) -> Relay {
-        let log = home.join("mmrelay.log");
-        let child = Command::new(MMRELAY)
-            .arg("--home")
-            .arg(home)
-            .env("RUST_LOG", "info,mmrelay=debug")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut r = Relay { child, log };
-        r.wait_log("Radio ready");
-        r.wait_log("Initial sync completed");
-        r
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        std::fs::File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
-        s
-    }
-
-    fn wait_log(&mut self, what: &str) {
-        let t0 = Instant::now();
-        while !self.log().contains(what) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("mmrelay exited ({status}) before '{what}':\n{}", self.log());
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "no '{what}' in the relay's log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM; returns the exit status and how long it took.
-    fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
-        let t0 = Instant::now();
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        (status, t0.elapsed())
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 async fn next_packet(
     rx: &mut tokio::sync::broadcast::Receiver<SimEvent>,
@@ -256,7 +190,9 @@ async fn relays_both_ways_with_replies_and_reactions() {
 async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     let hs = synapse();
     let (sim, ep) = tcp_sim(SimConfig::default()).await;
-    let Endpoint::Tcp { port, .. } = ep else { unreachable!() };
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
     let bot = unique("relay");
     drop(register(&bot, "pw").await);
     let home = tempfile::tempdir().unwrap();
@@ -266,7 +202,9 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
         password: "pw".into(),
         reset_cross_signing: false,
     };
-    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {}).await.unwrap();
+    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
+        .await
+        .unwrap();
     let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
     let human = Human::new(&unique("human")).await;
     let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
@@ -278,13 +216,18 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     )
     .unwrap();
     let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h)).await.unwrap();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
     human.wait_joined(&room, &bot_id).await;
     // A first message, so the human's client has shared its room key with the bot's device.
     human.send_text(&room, "warm-up").await;
     let t0 = Instant::now();
     while sim.received().is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the warm-up never reached the mesh");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the warm-up never reached the mesh"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let warm = sim.received().len();
@@ -295,7 +238,10 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     // Kill it hard once part of the burst is on the mesh.
     let t0 = Instant::now();
     while sim.received().len() < warm + 3 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the burst never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the burst never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut relay = relay;
@@ -303,11 +249,16 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     relay.child.kill().unwrap();
     relay.child.wait().unwrap();
     let sent_before = sim.received().len() - warm;
-    assert!(sent_before < texts.len(), "the whole burst went out before the kill");
+    assert!(
+        sent_before < texts.len(),
+        "the whole burst went out before the kill"
+    );
     drop(relay);
 
     let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h)).await.unwrap();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
     let t0 = Instant::now();
     loop {
         let got: Vec<String> = sim
@@ -330,7 +281,9 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     // Nothing more arrives later either.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(sim.received().len(), warm + texts.len());
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate()).await.unwrap();
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
     assert!(status.success());
 }
 
@@ -343,7 +296,9 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
     let mut bots = Vec::new();
     for _ in 0..2 {
         let (sim, ep) = tcp_sim(SimConfig::default()).await;
-        let Endpoint::Tcp { port, .. } = ep else { unreachable!() };
+        let Endpoint::Tcp { port, .. } = ep else {
+            unreachable!()
+        };
         let bot = unique("relay");
         drop(register(&bot, "pw").await);
         let home = tempfile::tempdir().unwrap();
@@ -353,7 +308,9 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
             password: "pw".into(),
             reset_cross_signing: false,
         };
-        session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {}).await.unwrap();
+        session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
+            .await
+            .unwrap();
         bots.push(format!("@{bot}:localhost").parse::<OwnedUserId>().unwrap());
         sims.push((sim, port));
         homes.push(home);
@@ -370,7 +327,11 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
         )
         .unwrap();
         let h = homes[i].path().to_path_buf();
-        relays.push(tokio::task::spawn_blocking(move || Relay::start(&h)).await.unwrap());
+        relays.push(
+            tokio::task::spawn_blocking(move || Relay::start(&h))
+                .await
+                .unwrap(),
+        );
     }
     for b in &bots {
         human.wait_joined(&room, b).await;
@@ -381,7 +342,11 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
         async move {
             let t0 = Instant::now();
             while sim.received().len() < n {
-                assert!(t0.elapsed() < Duration::from_secs(60), "expected {n} packet(s), got {:?}", sim.received());
+                assert!(
+                    t0.elapsed() < Duration::from_secs(60),
+                    "expected {n} packet(s), got {:?}",
+                    sim.received()
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -390,21 +355,33 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
     wait_for(&sims[0].0, 1).await;
     wait_for(&sims[1].0, 1).await;
 
-    sims[0].0.inject_text(&SimText::broadcast(0x1111aaaa, 0, "north calling"));
+    sims[0]
+        .0
+        .inject_text(&SimText::broadcast(0x1111aaaa, 0, "north calling"));
     wait_for(&sims[1].0, 2).await;
     let got = sims[1].0.received();
-    assert_eq!(String::from_utf8_lossy(&got[1].decoded().unwrap().payload), "Alice/Nort: north calling");
-    sims[1].0.inject_text(&SimText::broadcast(0x2222bbbb, 0, "south answering"));
+    assert_eq!(
+        String::from_utf8_lossy(&got[1].decoded().unwrap().payload),
+        "Alice/Nort: north calling"
+    );
+    sims[1]
+        .0
+        .inject_text(&SimText::broadcast(0x2222bbbb, 0, "south answering"));
     wait_for(&sims[0].0, 2).await;
     let got = sims[0].0.received();
-    assert_eq!(String::from_utf8_lossy(&got[1].decoded().unwrap().payload), "Bob M/Sout: south answering");
+    assert_eq!(
+        String::from_utf8_lossy(&got[1].decoded().unwrap().payload),
+        "Bob M/Sout: south answering"
+    );
 
     // No loops: nothing more reaches either mesh.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(sims[0].0.received().len(), 2, "{:?}", sims[0].0.received());
     assert_eq!(sims[1].0.received().len(), 2, "{:?}", sims[1].0.received());
     for r in relays {
-        let (status, _) = tokio::task::spawn_blocking(move || r.terminate()).await.unwrap();
+        let (status, _) = tokio::task::spawn_blocking(move || r.terminate())
+            .await
+            .unwrap();
         assert!(status.success());
     }
 }

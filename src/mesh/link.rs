@@ -178,11 +178,17 @@ pub struct LinkHandle {
 }
 
 impl LinkHandle {
-    fn request(&self, msg: TextMessage, id: Option<u32>) -> Result<(Request, PendingSend), SendError> {
+    fn request(
+        &self,
+        msg: TextMessage,
+        id: Option<u32>,
+    ) -> Result<(Request, PendingSend), SendError> {
         // Validate now, so the caller learns of a bad message at once.
         msg.to_packet(1, session::DEFAULT_HOP_LIMIT)
             .map_err(SendError::Invalid)?;
-        let id = id.filter(|i| *i != 0).unwrap_or_else(session::random_packet_id);
+        let id = id
+            .filter(|i| *i != 0)
+            .unwrap_or_else(session::random_packet_id);
         let (reply, rx) = oneshot::channel();
         Ok((
             Request { msg, id, reply },

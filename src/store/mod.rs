@@ -326,7 +326,10 @@ impl Store {
     pub fn outbox_update(&mut self, id: i64, item: &OutItem) -> Result<(), String> {
         let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
         self.conn
-            .execute("UPDATE mmrelay_outbox SET item=?2 WHERE id=?1", params![id, blob])
+            .execute(
+                "UPDATE mmrelay_outbox SET item=?2 WHERE id=?1",
+                params![id, blob],
+            )
             .map_err(err)?;
         self.writes += 1;
         Ok(())
@@ -430,7 +433,14 @@ mod tests {
             vec![a, b]
         );
         assert_eq!(items[0].1, item);
-        s.outbox_update(b, &OutItem { packet_id: 77, ..items[1].1.clone() }).unwrap();
+        s.outbox_update(
+            b,
+            &OutItem {
+                packet_id: 77,
+                ..items[1].1.clone()
+            },
+        )
+        .unwrap();
         assert_eq!(s.outbox()[1].1.packet_id, 77);
         s.outbox_delete(a).unwrap();
         assert_eq!(s.outbox_len(), 1);

@@ -2,6 +2,7 @@
 //! short timers.
 #![allow(dead_code)]
 
+pub mod relay;
 pub mod synapse;
 
 use std::time::Duration;

@@ -1,0 +1,71 @@
+//! The `mmrelay` binary run as the relay, for end-to-end tests.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MMRELAY: &str = env!("CARGO_BIN_EXE_mmrelay");
+
+pub struct Relay {
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Relay {
+    pub fn start(home: &Path) -> Relay {
+        let log = home.join("mmrelay.log");
+        let child = Command::new(MMRELAY)
+            .arg("--home")
+            .arg(home)
+            .env("RUST_LOG", "info,mmrelay=debug")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut r = Relay { child, log };
+        r.wait_log("Radio ready");
+        r.wait_log("Initial sync completed");
+        r
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    pub fn wait_log(&mut self, what: &str) {
+        let t0 = Instant::now();
+        while !self.log().contains(what) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("mmrelay exited ({status}) before '{what}':\n{}", self.log());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no '{what}' in the relay's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM; returns the exit status and how long it took.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let t0 = Instant::now();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        (status, t0.elapsed())
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}

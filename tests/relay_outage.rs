@@ -1,0 +1,103 @@
+//! The relay with a homeserver that goes away: mesh messages that arrive while Synapse is
+//! stopped for 30 s all reach the room once it is back, in order and once each.
+
+#![recursion_limit = "256"]
+
+mod common;
+
+use std::time::Duration;
+
+use common::relay::Relay;
+use common::synapse::{register_on, unique, Human, OwnSynapse};
+use common::tcp_sim;
+use matrix_sdk::ruma::OwnedUserId;
+use mmrelay::matrix::credentials::MatrixPaths;
+use mmrelay::matrix::session::{self, LoginParams};
+use mmrelay::mesh::transport::Endpoint;
+use mmrelay::sim::{SimConfig, SimText};
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
+    let hs = blocking(|| OwnSynapse::start("relay-outage")).await;
+    let url = hs.url.clone();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let bot = unique("relay");
+    drop(register_on(&url, &bot, "pw").await);
+    let home = tempfile::tempdir().unwrap();
+    let params = LoginParams {
+        homeserver: url.clone(),
+        username: bot.clone(),
+        password: "pw".into(),
+        reset_cross_signing: false,
+    };
+    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
+        .await
+        .unwrap();
+    let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let mut human = Human::on(&url, &unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: OutageNet\n"
+        ),
+    )
+    .unwrap();
+    let h = home.path().to_path_buf();
+    let relay = blocking(move || Relay::start(&h)).await;
+    human.wait_joined(&room, &bot_id).await;
+    sim.inject_text(&SimText::broadcast(0x1111aaaa, 0, "before the outage"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["content"]["meshtastic_text"], "before the outage");
+
+    let mut hs = blocking(move || {
+        let mut hs = hs;
+        hs.stop();
+        hs
+    })
+    .await;
+    let texts: Vec<String> = (0..5).map(|i| format!("during the outage {i}")).collect();
+    for t in &texts {
+        sim.inject_text(&SimText::broadcast(0x2222bbbb, 0, t));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    hs = blocking(move || {
+        hs.restart();
+        hs
+    })
+    .await;
+    let mut got = Vec::new();
+    while got.len() < texts.len() {
+        let v = human
+            .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+            .await;
+        got.push(
+            v["content"]["meshtastic_text"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(got, texts);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        human
+            .events
+            .try_recv()
+            .map(|v| v["sender"] != bot_id.as_str())
+            .unwrap_or(true),
+        "a message arrived twice"
+    );
+    let (status, _) = blocking(move || relay.terminate()).await;
+    assert!(status.success());
+    drop(hs);
+}

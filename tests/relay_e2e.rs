@@ -171,6 +171,53 @@ async fn relays_both_ways_with_replies_and_reactions() {
         );
     }
 
+    // An unknown sender appears by its node id until its NODEINFO arrives.
+    sim.inject_text(&SimText::broadcast(0x4444dddd, 0, "who am I"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| {
+            v["content"]["meshtastic_text"] == "who am I"
+        })
+        .await;
+    assert_eq!(v["content"]["body"], "[!4444dddd/TestNet]: who am I");
+    sim.inject_nodeinfo(&mmrelay::sim::SimNode::new(
+        0x4444dddd,
+        "Dora Explorer",
+        "DORA",
+    ));
+    sim.inject_text(&SimText::broadcast(0x4444dddd, 0, "now named"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| {
+            v["content"]["meshtastic_text"] == "now named"
+        })
+        .await;
+    assert_eq!(v["content"]["body"], "[Dora Explorer/TestNet]: now named");
+    assert_eq!(v["content"]["meshtastic_shortname"], "DORA");
+
+    // A packet the radio replays from before the last relayed one is not relayed again.
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+        - 3600;
+    sim.inject_packet(mmrelay::mesh::proto::MeshPacket {
+        from: 0x1111aaaa,
+        to: mmrelay::mesh::proto::BROADCAST,
+        rx_time: hour_ago,
+        payload: Some(mmrelay::mesh::proto::mesh_packet::Payload::Decoded(
+            mmrelay::mesh::proto::Data {
+                portnum: PortNum::TextMessageApp as i32,
+                payload: b"an hour old".to_vec(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    });
+    sim.inject_text(&SimText::broadcast(0x1111aaaa, 0, "fresh"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["content"]["meshtastic_text"], "fresh");
+
     // The relay's own node and its own Matrix messages are never relayed back.
     let me = sim.config().me.num;
     sim.inject_text(&SimText::broadcast(me, 0, "from the relay's own node"));

@@ -74,10 +74,30 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
     b.try_init().map_err(|e| e.to_string())
 }
 
+/// `logging.level` from the config file (MMRelay's names mapped to ours), if readable.
+fn config_log_level(file: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+    let level = v.get("logging")?.get("level")?.as_str()?.to_lowercase();
+    // Unknown values are left to the config check, which names the line.
+    match level.as_str() {
+        "warning" => Some("warn".into()),
+        "critical" => Some("error".into()),
+        "error" | "warn" | "info" | "debug" | "trace" => Some(level),
+        _ => None,
+    }
+}
+
 /// Entry point of the `mmrelay` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+    let paths = cli_paths(&cli);
+    // The relay honours `logging.level` from the config unless --log-level or RUST_LOG say.
+    let config_level = match (&cli.command, &cli.log_level, std::env::var_os("RUST_LOG")) {
+        (None, None, None) => config_log_level(&paths.config),
+        _ => None,
+    };
+    if let Err(e) = init_logging(cli.log_level.as_deref().or(config_level.as_deref())) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -91,7 +111,6 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let paths = cli_paths(&cli);
     match cli.command {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
         Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),

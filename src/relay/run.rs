@@ -22,7 +22,8 @@ use crate::store::{OutItem, Store};
 
 /// Packet ids remembered to drop duplicates.
 const RECENT_IDS: usize = 256;
-/// Matrix sends waiting for their event id, at most.
+/// Messages to Matrix queued but not yet on the homeserver, at most (the queue in front of
+/// the Matrix client).
 const PENDING_SENDS: usize = 1000;
 
 fn now_ms() -> u64 {
@@ -257,12 +258,17 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     match rules.mesh_to_matrix(&m, &names, my_node, &|id| store.map_by_mesh(id)) {
                         Ok(out) => {
                             for o in out {
+                                if pending.len() >= PENDING_SENDS {
+                                    n.dropped_full += 1;
+                                    warn!(
+                                        "{} messages wait for the homeserver; dropped one from {} ({} dropped so far)",
+                                        pending.len(), node_id(p.from), n.dropped_full
+                                    );
+                                    continue;
+                                }
                                 match mx.send(&o.room_id, "m.room.message", &o.content).await {
                                     Ok(txn) => {
                                         n.to_matrix += 1;
-                                        if pending.len() >= PENDING_SENDS {
-                                            pending.clear();
-                                        }
                                         pending.insert(txn, MapEntry {
                                             mesh_id: m.id,
                                             event_id: String::new(),

@@ -411,3 +411,38 @@ async fn legacy_password_config_logs_in_once() {
     h.stop().await;
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_access_token_config_writes_credentials_for_its_device() {
+    let hs = synapse();
+    let bot = unique("bot");
+    drop(register(&bot, "pw").await);
+    let other = matrix_sdk::Client::builder()
+        .homeserver_url(&hs.url)
+        .build()
+        .await
+        .unwrap();
+    other
+        .matrix_auth()
+        .login_username(&bot, "pw")
+        .send()
+        .await
+        .unwrap();
+    let s = other.matrix_auth().session().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let paths = MatrixPaths::new(home.path(), None);
+    let mut opts = MatrixOptions::new(vec![]);
+    opts.legacy_token = Some((
+        hs.url.clone(),
+        s.meta.user_id.to_string(),
+        s.tokens.access_token.clone(),
+    ));
+    let (h, _ev, task) = client::start(&paths, opts).await.unwrap();
+    let creds = Credentials::load(&paths.credentials)
+        .unwrap()
+        .expect("credentials written");
+    assert_eq!(creds.device_id, s.meta.device_id.as_str());
+    assert_eq!(creds.access_token, s.tokens.access_token);
+    h.stop().await;
+    task.abort();
+}

@@ -25,6 +25,7 @@ pub struct RelayConfig {
     pub homeserver: Option<String>,
     pub bot_user_id: Option<String>,
     pub password: Option<String>,
+    pub access_token: Option<String>,
     pub e2ee_enabled: bool,
     pub store_path: Option<PathBuf>,
     /// Mesh -> Matrix prefix (`matrix.prefix_*`).
@@ -362,6 +363,7 @@ pub fn load_relay_config(
     let homeserver = r.string("matrix.homeserver");
     let bot_user_id = r.string("matrix.bot_user_id");
     let password = r.string("matrix.password");
+    let access_token = r.string("matrix.access_token");
     let e2ee_key = if r.value("matrix.e2ee").is_some() {
         "matrix.e2ee"
     } else {
@@ -549,6 +551,7 @@ pub fn load_relay_config(
             homeserver,
             bot_user_id,
             password,
+            access_token,
             e2ee_enabled,
             store_path,
             matrix_prefix,

@@ -47,6 +47,9 @@ pub struct MatrixOptions {
     /// MMRelay's legacy config login (`matrix.homeserver`, `bot_user_id`, `password`): used
     /// once, when credentials.json does not exist yet.
     pub legacy_login: Option<session::LoginParams>,
+    /// MMRelay's older `matrix.access_token` config (with `homeserver` and `bot_user_id`):
+    /// turned into credentials.json once, when that file does not exist yet.
+    pub legacy_token: Option<(String, String, String)>,
 }
 
 impl MatrixOptions {
@@ -59,6 +62,7 @@ impl MatrixOptions {
             pending_undecrypted: 100,
             sync_timeout: Duration::from_secs(30),
             legacy_login: None,
+            legacy_token: None,
         }
     }
 }
@@ -220,6 +224,15 @@ pub async fn start(
             );
             session::login(paths, params, &mut |line| info!("{line}")).await?;
             info!("You can now remove matrix.password from config.yaml");
+        }
+    }
+    if let Some((homeserver, user, token)) = &opts.legacy_token {
+        if !paths.credentials.exists() && opts.legacy_login.is_none() {
+            info!(
+                "No credentials at {}; writing them from matrix.access_token in config.yaml",
+                paths.credentials.display()
+            );
+            session::credentials_from_token(paths, homeserver, user, token).await?;
         }
     }
     info!("Found credentials at {}", paths.credentials.display());

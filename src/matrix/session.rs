@@ -384,6 +384,67 @@ pub async fn login(
     Ok(report)
 }
 
+/// Writes credentials.json for an access token from MMRelay's legacy config: the device id
+/// comes from the server (whoami).
+pub async fn credentials_from_token(
+    paths: &MatrixPaths,
+    homeserver: &str,
+    user: &str,
+    token: &str,
+) -> Result<Credentials, String> {
+    let homeserver = normalize_homeserver(homeserver);
+    let client = Client::builder()
+        .homeserver_url(&homeserver)
+        .build()
+        .await
+        .map_err(|e| explain_transport(&chain(&e), &homeserver))?;
+    let user_id: OwnedUserId = user
+        .parse()
+        .map_err(|e| format!("matrix.bot_user_id '{user}': {e}"))?;
+    // whoami needs a session; the device id is a placeholder until the server names it.
+    client
+        .restore_session(MatrixSession {
+            meta: SessionMeta {
+                user_id: user_id.clone(),
+                device_id: "UNKNOWN".into(),
+            },
+            tokens: SessionTokens {
+                access_token: token.to_string(),
+                refresh_token: None,
+            },
+        })
+        .await
+        .map_err(|e| format!("matrix.access_token: {e}"))?;
+    let who = client.whoami().await.map_err(|e| {
+        format!(
+            "matrix.access_token: {}",
+            explain(&matrix_sdk::Error::from(e), &homeserver)
+        )
+    })?;
+    let device = who.device_id.ok_or_else(|| {
+        "matrix.access_token: the server names no device for this token; run `mmrelay auth login`".to_string()
+    })?;
+    if who.user_id != user_id {
+        return Err(format!(
+            "matrix.access_token belongs to {}, not matrix.bot_user_id {user}",
+            who.user_id
+        ));
+    }
+    let creds = Credentials {
+        homeserver,
+        user_id: user_id.to_string(),
+        access_token: token.to_string(),
+        device_id: device.to_string(),
+        extra: Default::default(),
+    };
+    creds.save(&paths.credentials)?;
+    info!(
+        "Credentials written to {} (device {device})",
+        paths.credentials.display()
+    );
+    Ok(creds)
+}
+
 /// Why a session cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestoreError {

@@ -90,6 +90,14 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             reset_cross_signing: false,
         });
     }
+    if let (Some(hs), Some(user), Some(token)) =
+        (&cfg.homeserver, &cfg.bot_user_id, &cfg.access_token)
+    {
+        mopts.legacy_token = Some((hs.clone(), user.clone(), token.clone()));
+    }
+    if !cfg.e2ee_enabled {
+        info!("matrix.e2ee.enabled is false; mmrelay still encrypts and decrypts where a room is encrypted");
+    }
     let (mx, mut mx_events, mx_task) = mxclient::start(&mpaths, mopts).await?;
     let resolved: Vec<String> = mx.rooms().iter().map(|r| r.to_string()).collect();
     let rules = Rules {

@@ -11,5 +11,6 @@ pub mod config;
 pub mod matrix;
 pub mod mesh;
 pub mod relay;
+pub mod service;
 pub mod sim;
 pub mod store;

@@ -64,9 +64,29 @@ async fn relays_both_ways_with_replies_and_reactions() {
     )
     .unwrap();
 
+    // systemd's notification socket, as the service manager would pass it.
+    let notify_path = home.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    // Read as systemd does, as they come.
+    let (states_tx, states_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = notify.recv(&mut buf) {
+            if states_tx
+                .send(String::from_utf8_lossy(&buf[..n]).to_string())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let env = vec![
+        ("NOTIFY_SOCKET", notify_path.to_str().unwrap().to_string()),
+        ("WATCHDOG_USEC", "1000000".to_string()),
+    ];
     let relay = tokio::task::spawn_blocking({
         let h = home.path().to_path_buf();
-        move || Relay::start(&h)
+        move || Relay::start_env(&h, &env)
     })
     .await
     .unwrap();
@@ -231,6 +251,28 @@ async fn relays_both_ways_with_replies_and_reactions() {
         .unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+
+    // READY once both links were up, WATCHDOG from the main loop, STOPPING at the end.
+    std::thread::sleep(Duration::from_millis(200));
+    let states: Vec<String> = states_rx.try_iter().collect();
+    let ready = states
+        .iter()
+        .position(|s| s.starts_with("READY=1"))
+        .expect("READY=1 sent");
+    assert_eq!(
+        states.iter().filter(|s| s.starts_with("READY=1")).count(),
+        1
+    );
+    assert!(
+        states.iter().filter(|s| *s == "WATCHDOG=1").count() >= 5,
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("STOPPING=1"),
+        "{states:?}"
+    );
+    assert!(ready < states.len() - 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -409,14 +409,30 @@ pub async fn start(
 
     let c4 = client.clone();
     let homeserver = restored.credentials.homeserver.clone();
+    // Rooms seen in an earlier sync: a limited timeline there means skipped messages (for a
+    // room just joined it only means older history).
+    let seen_rooms: Arc<Mutex<HashSet<OwnedRoomId>>> = Arc::new(Mutex::new(
+        rooms
+            .iter()
+            .filter(|r| {
+                client
+                    .get_room(r)
+                    .is_some_and(|r| r.state() == RoomState::Joined)
+            })
+            .cloned()
+            .collect(),
+    ));
     let sync_task = tokio::spawn(async move {
         let res = c4
             .sync_with_result_callback(settings, |res| {
                 let homeserver = homeserver.clone();
+                let seen_rooms = seen_rooms.clone();
                 async move {
                     if let Ok(resp) = &res {
+                        let mut seen = seen_rooms.lock().unwrap();
                         for (room, r) in &resp.rooms.joined {
-                            if r.timeline.limited {
+                            let known = !seen.insert(room.clone());
+                            if r.timeline.limited && known {
                                 warn!(
                                     "Matrix skipped older messages in {room} (more than the \
                                      sync's timeline limit arrived at once); some may not be relayed"

@@ -65,7 +65,6 @@ struct Counters {
 
 struct InFlight {
     outbox_id: i64,
-    item: OutItem,
     pending: PendingSend,
 }
 
@@ -145,6 +144,12 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     let mut n = Counters::default();
     let stop = crate::cli::radio::shutdown_signal();
     tokio::pin!(stop);
+    // systemd: READY once both links are up, WATCHDOG from this loop, STOPPING at the end.
+    let notifier = crate::service::notify::Notifier::from_env();
+    let mut announced = false;
+    let mut watchdog = notifier
+        .watchdog_interval()
+        .map(|d| tokio::time::interval(d.max(Duration::from_millis(100))));
 
     loop {
         // Hand the next outbox message to the radio when it can take one.
@@ -160,6 +165,20 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     if let Some(front) = outbox.front_mut() {
                         front.1.packet_id = item.packet_id;
                     }
+                    // Mapped now, so that a mesh reply arriving right after the radio took the
+                    // message finds it.
+                    if let (Some(ev), Some(room)) = (&item.event_id, &item.room_id) {
+                        let e = MapEntry {
+                            mesh_id: item.packet_id,
+                            event_id: ev.clone(),
+                            room_id: room.clone(),
+                            text: item.text.clone(),
+                            meshnet: cfg.meshnet_name.clone(),
+                        };
+                        if let Err(e) = store.map_insert(&e) {
+                            warn!("message map: {e}");
+                        }
+                    }
                 }
                 let msg = TextMessage {
                     channel: item.channel,
@@ -172,7 +191,6 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     Ok(p) => {
                         inflight = Some(InFlight {
                             outbox_id: id,
-                            item,
                             pending: p,
                         })
                     }
@@ -184,8 +202,16 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                 }
             }
         }
+        if radio_ready && !announced {
+            announced = true;
+            notifier.ready("Relaying between the radio and Matrix");
+            info!("Relaying: the radio and Matrix are both connected");
+        }
         tokio::select! {
             _ = &mut stop => break,
+            _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
+                notifier.watchdog();
+            }
             outcome = async { inflight.as_mut().expect("guarded").pending.rx_outcome().await }, if inflight.is_some() => {
                 let f = inflight.take().expect("guarded");
                 match outcome {
@@ -201,18 +227,6 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                             warn!("outbox: {e}");
                         }
                         n.to_mesh += 1;
-                        if let (Some(ev), Some(room)) = (&f.item.event_id, &f.item.room_id) {
-                            let e = MapEntry {
-                                mesh_id: f.pending.packet_id,
-                                event_id: ev.clone(),
-                                room_id: room.clone(),
-                                text: f.item.text.clone(),
-                                meshnet: cfg.meshnet_name.clone(),
-                            };
-                            if let Err(e) = store.map_insert(&e) {
-                                warn!("message map: {e}");
-                            }
-                        }
                     }
                 }
             }
@@ -239,6 +253,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     if port != PortNum::TextMessageApp as i32 && port != PortNum::DetectionSensorApp as i32 {
                         continue;
                     }
+                    debug!("packet {:#010x} from {} on channel {}", p.id, node_id(p.from), p.channel);
                     if recent.contains(&p.id) {
                         n.duplicates += 1;
                         continue;
@@ -276,6 +291,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                                 }
                                 match mx.send(&o.room_id, "m.room.message", &o.content).await {
                                     Ok(txn) => {
+                                        debug!("packet {:#010x} from {} queued for {}", m.id, node_id(m.from), o.room_id);
                                         n.to_matrix += 1;
                                         pending.insert(txn, MapEntry {
                                             mesh_id: m.id,
@@ -347,6 +363,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         }
     }
 
+    notifier.stopping();
     info!(
         "Shutting down: {} message(s) relayed to Matrix, {} to the mesh, {} dropped (queue full), {} skipped as old, {} duplicates; {} waiting for the radio",
         n.to_matrix, n.to_mesh, n.dropped_full, n.skipped_old, n.duplicates, outbox.len()

@@ -15,10 +15,16 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(home: &Path) -> Relay {
+        Relay::start_env(home, &[])
+    }
+
+    /// Starts it with extra environment variables.
+    pub fn start_env(home: &Path, env: &[(&str, String)]) -> Relay {
         let log = home.join("mmrelay.log");
         let child = Command::new(MMRELAY)
             .arg("--home")
             .arg(home)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "info,mmrelay=debug")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
@@ -66,6 +72,14 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of the relay's log ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         let _ = self.child.kill();
     }
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the project's scripts (sourced, not run). Everything here is idempotent.
 
 # Runs a command as root (directly, or through sudo).

@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
 
-ensure_debs gcc libc6-dev python3 ca-certificates
+ensure_debs gcc libc6-dev python3 ca-certificates shellcheck systemd
 ensure_cargo
 
 # Golden frames: the committed fixtures must be exactly what the independent encoder (PyPI

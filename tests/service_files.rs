@@ -82,3 +82,32 @@ fn shell_scripts_pass_shellcheck() {
         );
     }
 }
+
+#[test]
+fn service_install_writes_a_unit_that_verifies() {
+    // The user variant only: the system one creates a system user, not for a test machine.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(MMRELAY)
+        .args(["service", "install", "--user", "--no-start", "--unit-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = dir.path().join("mmrelay.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(text.contains(&format!("ExecStart={MMRELAY}\n")));
+    let v = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && v.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod matrix;
 pub mod radio;
+pub mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Matrix diagnostics: run the client alone and print what arrives
     #[command(subcommand)]
     Matrix(matrix::MatrixCommand),
+    /// Install mmrelay as a systemd service
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Talk to the radio directly: show its details, send a text, watch the mesh
     #[command(subcommand)]
     Radio(radio::RadioCommand),
@@ -115,6 +119,7 @@ pub fn main() -> ExitCode {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
         Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),
         Some(Command::Config(cmd)) => config::run(&paths, cmd),
+        Some(Command::Service(cmd)) => service::run(cmd),
         Some(Command::Matrix(cmd)) => rt.block_on(matrix::run(&paths, cmd)),
         None => match rt.block_on(crate::relay::run::run(&paths.home, &paths.config)) {
             Ok(()) => ExitCode::SUCCESS,

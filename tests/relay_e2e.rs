@@ -9,11 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::relay::Relay;
-use common::synapse::{register, synapse, unique, Human};
+use common::synapse::{login_bot_on, synapse, unique, Human};
 use common::tcp_sim;
-use matrix_sdk::ruma::OwnedUserId;
-use mmrelay::matrix::credentials::MatrixPaths;
-use mmrelay::matrix::session::{self, LoginParams};
 use mmrelay::mesh::proto::PortNum;
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{SimConfig, SimEvent, SimText};
@@ -37,19 +34,8 @@ async fn relays_both_ways_with_replies_and_reactions() {
     };
     let mut sim_rx = sim.subscribe();
 
-    let bot = unique("relay");
-    drop(register(&bot, "pw").await);
     let home = tempfile::tempdir().unwrap();
-    let params = LoginParams {
-        homeserver: hs.url.clone(),
-        username: bot.clone(),
-        password: "pw".into(),
-        reset_cross_signing: false,
-    };
-    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
-        .await
-        .unwrap();
-    let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let bot_id = login_bot_on(&hs.url, home.path()).await;
     let mut human = Human::new(&unique("human")).await;
     let enc = human.create_room(true, std::slice::from_ref(&bot_id)).await;
     let plain = human
@@ -282,19 +268,8 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     let Endpoint::Tcp { port, .. } = ep else {
         unreachable!()
     };
-    let bot = unique("relay");
-    drop(register(&bot, "pw").await);
     let home = tempfile::tempdir().unwrap();
-    let params = LoginParams {
-        homeserver: hs.url.clone(),
-        username: bot.clone(),
-        password: "pw".into(),
-        reset_cross_signing: false,
-    };
-    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
-        .await
-        .unwrap();
-    let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let bot_id = login_bot_on(&hs.url, home.path()).await;
     let human = Human::new(&unique("human")).await;
     let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
     std::fs::write(
@@ -388,19 +363,8 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
         let Endpoint::Tcp { port, .. } = ep else {
             unreachable!()
         };
-        let bot = unique("relay");
-        drop(register(&bot, "pw").await);
         let home = tempfile::tempdir().unwrap();
-        let params = LoginParams {
-            homeserver: hs.url.clone(),
-            username: bot.clone(),
-            password: "pw".into(),
-            reset_cross_signing: false,
-        };
-        session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
-            .await
-            .unwrap();
-        bots.push(format!("@{bot}:localhost").parse::<OwnedUserId>().unwrap());
+        bots.push(login_bot_on(&hs.url, home.path()).await);
         sims.push((sim, port));
         homes.push(home);
     }

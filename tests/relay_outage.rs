@@ -8,11 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::relay::Relay;
-use common::synapse::{register_on, unique, Human, OwnSynapse};
+use common::synapse::{login_bot_on, unique, Human, OwnSynapse};
 use common::tcp_sim;
-use matrix_sdk::ruma::OwnedUserId;
-use mmrelay::matrix::credentials::MatrixPaths;
-use mmrelay::matrix::session::{self, LoginParams};
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{SimConfig, SimText};
 
@@ -28,19 +25,8 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
     let Endpoint::Tcp { port, .. } = ep else {
         unreachable!()
     };
-    let bot = unique("relay");
-    drop(register_on(&url, &bot, "pw").await);
     let home = tempfile::tempdir().unwrap();
-    let params = LoginParams {
-        homeserver: url.clone(),
-        username: bot.clone(),
-        password: "pw".into(),
-        reset_cross_signing: false,
-    };
-    session::login(&MatrixPaths::new(home.path(), None), &params, &mut |_| {})
-        .await
-        .unwrap();
-    let bot_id: OwnedUserId = format!("@{bot}:localhost").parse().unwrap();
+    let bot_id = login_bot_on(&url, home.path()).await;
     let mut human = Human::on(&url, &unique("human")).await;
     let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
     std::fs::write(

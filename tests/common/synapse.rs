@@ -367,3 +367,21 @@ pub fn password_file(dir: &Path, password: &str) -> PathBuf {
     std::fs::write(&p, format!("{password}\n")).unwrap();
     p
 }
+
+/// Registers a bot on the homeserver at `url` and logs it in with mmrelay's own login into
+/// `home` (credentials.json, E2EE store, cross-signing). Returns the bot's user id.
+pub async fn login_bot_on(url: &str, home: &Path) -> OwnedUserId {
+    let bot = unique("relay");
+    drop(register_on(url, &bot, "pw").await);
+    let params = mmrelay::matrix::session::LoginParams {
+        homeserver: url.to_string(),
+        username: bot.clone(),
+        password: "pw".into(),
+        reset_cross_signing: false,
+    };
+    let paths = mmrelay::matrix::credentials::MatrixPaths::new(home, None);
+    mmrelay::matrix::session::login(&paths, &params, &mut |_| {})
+        .await
+        .unwrap();
+    format!("@{bot}:localhost").parse().unwrap()
+}

@@ -446,3 +446,27 @@ async fn a_resend_with_the_same_packet_id_reaches_the_mesh_once() {
     assert_eq!(b.outcome().await, SendOutcome::Acked);
     assert_eq!(sim.received().len(), 1);
 }
+
+#[tokio::test]
+async fn taken_resolves_when_the_radio_queues_the_packet_before_any_ack() {
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let mut opts = fast(ep);
+    opts.ack_timeout = Duration::from_secs(2);
+    let mut r = start(opts);
+    r.ready().await;
+    sim.set_ack_mode(AckMode::Silent);
+    let mut p = r.link.send_text(text(0, "no ack coming")).await.unwrap();
+    let t0 = std::time::Instant::now();
+    assert_eq!(p.taken().await, Ok(()));
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "taken only after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(p.outcome().await, SendOutcome::NoAck);
+    // A routing error from the mesh still arrives as the final outcome.
+    sim.set_ack_mode(AckMode::Error(1));
+    let mut p = r.link.send_text(text(0, "fails")).await.unwrap();
+    assert_eq!(p.taken().await, Ok(()));
+    assert_eq!(p.outcome().await, SendOutcome::Failed { error: 1 });
+}

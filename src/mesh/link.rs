@@ -142,14 +142,37 @@ impl std::fmt::Display for SendError {
 }
 impl std::error::Error for SendError {}
 
-/// A queued send; await [`PendingSend::outcome`] for its result.
+/// A queued send; await [`PendingSend::outcome`] for its result, or [`PendingSend::taken`]
+/// for the moment the radio has it.
 #[derive(Debug)]
 pub struct PendingSend {
     pub packet_id: u32,
     rx: oneshot::Receiver<SendOutcome>,
+    taken: Option<oneshot::Receiver<()>>,
 }
 
 impl PendingSend {
+    /// Resolves when the radio has queued the packet (its queue status names our id): `Ok`.
+    /// If the final outcome comes first (older firmware, an error, a lost link), `Err` with it.
+    pub async fn taken(&mut self) -> Result<(), SendOutcome> {
+        if let Some(taken) = self.taken.as_mut() {
+            tokio::select! {
+                biased;
+                r = taken => {
+                    self.taken = None;
+                    if r.is_ok() {
+                        return Ok(());
+                    }
+                }
+                o = &mut self.rx => {
+                    self.taken = None;
+                    return Err(o.unwrap_or(SendOutcome::LinkLost { accepted: false }));
+                }
+            }
+        }
+        Err(self.rx_outcome().await)
+    }
+
     /// The outcome, borrowing the handle (for `select!` loops).
     pub async fn rx_outcome(&mut self) -> SendOutcome {
         (&mut self.rx)
@@ -168,6 +191,7 @@ struct Request {
     msg: TextMessage,
     id: u32,
     reply: oneshot::Sender<SendOutcome>,
+    taken: oneshot::Sender<()>,
 }
 
 /// The owner's side of the link: cheap to clone.
@@ -190,9 +214,19 @@ impl LinkHandle {
             .filter(|i| *i != 0)
             .unwrap_or_else(session::random_packet_id);
         let (reply, rx) = oneshot::channel();
+        let (taken, taken_rx) = oneshot::channel();
         Ok((
-            Request { msg, id, reply },
-            PendingSend { packet_id: id, rx },
+            Request {
+                msg,
+                id,
+                reply,
+                taken,
+            },
+            PendingSend {
+                packet_id: id,
+                rx,
+                taken: Some(taken_rx),
+            },
         ))
     }
 
@@ -257,6 +291,7 @@ pub fn spawn(opts: LinkOptions) -> (LinkHandle, mpsc::Receiver<LinkEvent>, JoinH
 
 struct Inflight {
     reply: oneshot::Sender<SendOutcome>,
+    taken: Option<oneshot::Sender<()>>,
     accepted: bool,
     deadline: Instant,
 }
@@ -571,6 +606,7 @@ impl Link {
             req.id,
             Inflight {
                 reply: req.reply,
+                taken: Some(req.taken),
                 accepted: false,
                 deadline: Instant::now() + self.opts.ack_timeout,
             },
@@ -608,6 +644,9 @@ impl Link {
         if res == 0 {
             if let Some(f) = self.inflight.get_mut(&id) {
                 f.accepted = true;
+                if let Some(t) = f.taken.take() {
+                    let _ = t.send(());
+                }
             }
         } else if let Some(f) = self.inflight.remove(&id) {
             warn!("the radio refused packet {id:#010x} (code {res})");

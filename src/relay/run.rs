@@ -212,22 +212,39 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                 notifier.watchdog();
             }
-            outcome = async { inflight.as_mut().expect("guarded").pending.rx_outcome().await }, if inflight.is_some() => {
+            taken = async { inflight.as_mut().expect("guarded").pending.taken().await }, if inflight.is_some() => {
+                // The message leaves the outbox as soon as the radio has queued it; the mesh's
+                // answer comes later and is only logged.
                 let f = inflight.take().expect("guarded");
-                match outcome {
-                    SendOutcome::LinkLost { accepted: false } | SendOutcome::Rejected { .. } => {
+                let delivered = match taken {
+                    Ok(()) => {
+                        let pending = f.pending;
+                        tokio::spawn(async move {
+                            let id = pending.packet_id;
+                            match pending.outcome().await {
+                                SendOutcome::Acked => debug!("packet {id:#010x} acknowledged by the mesh"),
+                                other => warn!("Message {id:#010x} was sent to the mesh, but {other}"),
+                            }
+                        });
+                        true
+                    }
+                    Err(outcome @ (SendOutcome::LinkLost { accepted: false } | SendOutcome::Rejected { .. })) => {
                         debug!("message for the mesh not taken by the radio ({outcome}); will retry");
+                        false
                     }
-                    delivered => {
-                        if let SendOutcome::Failed { .. } = delivered {
-                            warn!("Message sent to the mesh, but {delivered}");
+                    Err(outcome) => {
+                        if !matches!(outcome, SendOutcome::Acked) {
+                            warn!("Message sent to the mesh, but {outcome}");
                         }
-                        outbox.pop_front();
-                        if let Err(e) = store.outbox_delete(f.outbox_id) {
-                            warn!("outbox: {e}");
-                        }
-                        n.to_mesh += 1;
+                        true
                     }
+                };
+                if delivered {
+                    outbox.pop_front();
+                    if let Err(e) = store.outbox_delete(f.outbox_id) {
+                        warn!("outbox: {e}");
+                    }
+                    n.to_mesh += 1;
                 }
             }
             ev = link_events.recv() => match ev {

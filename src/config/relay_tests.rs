@@ -1,0 +1,154 @@
+
+use super::*;
+
+const GOOD: &str = "\
+matrix:
+  homeserver: https://matrix.example.org
+  bot_user_id: \"@relay:example.org\"
+  e2ee:
+    enabled: true
+matrix_rooms:
+  - id: \"!abc:example.org\"
+    meshtastic_channel: 0
+  - id: \"#ops:example.org\"
+    meshtastic_channel: 2
+meshtastic:
+  connection_type: network
+  host: 192.168.1.50
+  meshnet_name: TestNet
+  broadcast_enabled: true
+  message_interactions:
+    reactions: true
+    replies: false
+  ble_address: AA:BB
+logging:
+  level: debug
+plugins:
+  ping:
+    active: true
+";
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn reads_mmrelay_config_with_defaults_and_warns_about_unknown_keys() {
+    let l = load_relay_config(GOOD, Path::new("/h"), &no_env).unwrap();
+    let c = &l.config;
+    assert_eq!(c.rooms.len(), 2);
+    assert_eq!(
+        c.rooms[1],
+        RoomRoute {
+            id: "#ops:example.org".into(),
+            channel: 2
+        }
+    );
+    assert_eq!(
+        c.endpoint,
+        Endpoint::Tcp {
+            host: "192.168.1.50".into(),
+            port: 4403
+        }
+    );
+    assert_eq!(c.meshnet_name, "TestNet");
+    assert_eq!(
+        (c.reactions, c.replies, c.detection_sensor),
+        (true, false, false)
+    );
+    assert_eq!(c.message_delay, Duration::from_millis(2500));
+    assert_eq!(c.matrix_prefix.as_deref(), Some(DEFAULT_MATRIX_PREFIX));
+    assert_eq!(c.mesh_prefix.as_deref(), Some(DEFAULT_MESH_PREFIX));
+    assert_eq!(c.db_path, PathBuf::from("/h/database/meshtastic.sqlite"));
+    assert_eq!(c.msgs_to_keep, 500);
+    assert_eq!(c.max_event_age, Duration::from_secs(600));
+    assert_eq!(
+        l.ignored,
+        vec!["meshtastic.ble_address".to_string(), "plugins".to_string()]
+    );
+}
+
+#[test]
+fn wrong_values_name_line_key_value_and_what_is_allowed() {
+    let bad = GOOD
+        .replace("meshtastic_channel: 2", "meshtastic_channel: 9")
+        .replace("connection_type: network", "connection_type: lora")
+        .replace("level: debug", "level: loud")
+        .replace(
+            "  meshnet_name: TestNet\n",
+            "  meshnet_name: TestNet\n  message_delay: soon\n",
+        );
+    let problems = load_relay_config(&bad, Path::new("/h"), &no_env).unwrap_err();
+    let text = format_problems(Path::new("/h/config.yaml"), &problems);
+    assert!(text.contains("/h/config.yaml line 10: matrix_rooms[1].meshtastic_channel: 9 is not allowed: a channel index from 0 to 7"), "{text}");
+    assert!(
+        text.contains(
+            "line 12: meshtastic.connection_type: 'lora' is not allowed: use serial or tcp"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 22: logging.level: 'loud' is not allowed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("meshtastic.message_delay: 'soon' is not allowed: seconds from 0.1 to 600"),
+        "{text}"
+    );
+    let ble = GOOD.replace("connection_type: network", "connection_type: ble");
+    let p = load_relay_config(&ble, Path::new("/h"), &no_env).unwrap_err();
+    assert!(p[0].message.contains("'ble' is not supported"));
+    let syntax = load_relay_config("matrix: [\n", Path::new("/h"), &no_env).unwrap_err();
+    assert!(syntax[0].message.starts_with("not valid YAML"));
+}
+
+#[test]
+fn prefix_templates_are_checked() {
+    assert!(check_template("[{long}/{mesh}]: ", MATRIX_PREFIX_VARS).is_ok());
+    assert!(check_template("{long20}{short}{mesh1}", MATRIX_PREFIX_VARS).is_ok());
+    assert!(check_template(
+        "{display5}[M]: {user}@{server} {username}",
+        MESH_PREFIX_VARS
+    )
+    .is_ok());
+    let e = check_template("{long21}", MATRIX_PREFIX_VARS).unwrap_err();
+    assert!(e.contains("{long21}") && e.contains("allowed"), "{e}");
+    assert!(check_template("{display", MESH_PREFIX_VARS).is_err());
+    let off = GOOD.replace("meshtastic:\n", "meshtastic:\n  prefix_enabled: false\n");
+    assert_eq!(
+        load_relay_config(&off, Path::new("/h"), &no_env)
+            .unwrap()
+            .config
+            .mesh_prefix,
+        None
+    );
+}
+
+#[test]
+fn environment_overrides_win_and_are_named_in_errors() {
+    let env = |v: &str| match v {
+        "MMRELAY_MESHTASTIC_HOST" => Some("10.9.8.7".to_string()),
+        "MMRELAY_MESHTASTIC_PORT" => Some("4000".to_string()),
+        "MMRELAY_DATABASE_PATH" => Some("/var/lib/mm/db.sqlite".to_string()),
+        _ => None,
+    };
+    let c = load_relay_config(GOOD, Path::new("/h"), &env)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.endpoint,
+        Endpoint::Tcp {
+            host: "10.9.8.7".into(),
+            port: 4000
+        }
+    );
+    assert_eq!(c.db_path, PathBuf::from("/var/lib/mm/db.sqlite"));
+    let env = |v: &str| (v == "MMRELAY_MESHTASTIC_BROADCAST_ENABLED").then(|| "maybe".to_string());
+    let p = load_relay_config(GOOD, Path::new("/h"), &env).unwrap_err();
+    assert!(
+        p[0].message
+            .contains("(from $MMRELAY_MESHTASTIC_BROADCAST_ENABLED)"),
+        "{:?}",
+        p
+    );
+}

@@ -122,7 +122,7 @@ pub async fn run(paths: &Paths, cmd: AuthCommand) -> ExitCode {
             reset_cross_signing,
         } => login(&mpaths, homeserver, username, &pw, reset_cross_signing).await,
         AuthCommand::Status => {
-            let report = session::status(&mpaths).await;
+            let report = crate::matrix::account::status(&mpaths).await;
             for l in &report.lines {
                 println!("{l}");
             }
@@ -189,7 +189,7 @@ async fn logout(mpaths: &MatrixPaths, pw: &PasswordArgs, yes: bool) -> Result<()
         }
     }
     let password = password(pw)?;
-    for line in session::logout(mpaths, &password).await? {
+    for line in crate::matrix::account::logout(mpaths, &password).await? {
         println!("{line}");
     }
     Ok(())

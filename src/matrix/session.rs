@@ -22,6 +22,39 @@ use super::credentials::{self, Credentials, MatrixPaths};
 /// The display name of mmrelay's devices.
 pub const DEVICE_NAME: &str = "mmrelay";
 
+/// The SDK's session for a user, device and access token (no refresh token).
+pub fn matrix_session(user_id: OwnedUserId, device_id: &str, access_token: &str) -> MatrixSession {
+    MatrixSession {
+        meta: SessionMeta {
+            user_id,
+            device_id: device_id.into(),
+        },
+        tokens: SessionTokens {
+            access_token: access_token.to_string(),
+            refresh_token: None,
+        },
+    }
+}
+
+/// A client with an in-memory store using `creds`' token: for calls that need no E2EE store
+/// (whoami, deleting the device).
+pub async fn token_client(creds: &Credentials) -> Result<Client, String> {
+    let user: OwnedUserId = creds
+        .user_id
+        .parse()
+        .map_err(|e| format!("user_id '{}': {e}", creds.user_id))?;
+    let client = Client::builder()
+        .homeserver_url(&creds.homeserver)
+        .build()
+        .await
+        .map_err(|e| explain_transport(&chain(&e), &creds.homeserver))?;
+    client
+        .restore_session(matrix_session(user, &creds.device_id, &creds.access_token))
+        .await
+        .map_err(|e| format!("cannot use the credentials: {e}"))?;
+    Ok(client)
+}
+
 /// Adds `https://` when the user gave a bare host name.
 pub fn normalize_homeserver(input: &str) -> String {
     let s = input.trim().trim_end_matches('/');
@@ -403,16 +436,7 @@ pub async fn credentials_from_token(
         .map_err(|e| format!("matrix.bot_user_id '{user}': {e}"))?;
     // whoami needs a session; the device id is a placeholder until the server names it.
     client
-        .restore_session(MatrixSession {
-            meta: SessionMeta {
-                user_id: user_id.clone(),
-                device_id: "UNKNOWN".into(),
-            },
-            tokens: SessionTokens {
-                access_token: token.to_string(),
-                refresh_token: None,
-            },
-        })
+        .restore_session(matrix_session(user_id.clone(), "UNKNOWN", token))
         .await
         .map_err(|e| format!("matrix.access_token: {e}"))?;
     let who = client.whoami().await.map_err(|e| {
@@ -510,16 +534,7 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
     let client = open_client(&creds.homeserver, false, &paths.store, &passphrase)
         .await
         .map_err(RestoreError::Other)?;
-    let session = MatrixSession {
-        meta: SessionMeta {
-            user_id: user.clone(),
-            device_id: device.clone(),
-        },
-        tokens: SessionTokens {
-            access_token: creds.access_token.clone(),
-            refresh_token: None,
-        },
-    };
+    let session = matrix_session(user.clone(), device.as_str(), &creds.access_token);
     if let Err(e) = client.restore_session(session).await {
         let msg = e.to_string();
         if msg.contains("account in the store doesn't match") || msg.contains("MismatchedAccount") {
@@ -562,232 +577,4 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
         credentials: creds,
         new_store,
     })
-}
-
-/// What `mmrelay auth status` reports.
-#[derive(Debug, Default)]
-pub struct StatusReport {
-    pub lines: Vec<String>,
-    /// Credentials, a valid token and a store holding this device's keys.
-    pub usable: bool,
-}
-
-/// Checks credentials, token, store and cross-signing, without changing anything on the
-/// server (no keys are uploaded for a device whose store is missing).
-pub async fn status(paths: &MatrixPaths) -> StatusReport {
-    let mut r = StatusReport::default();
-    let creds = match Credentials::load(&paths.credentials) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            r.lines.push(format!(
-                "Credentials: none at {} (run `mmrelay auth login`)",
-                paths.credentials.display()
-            ));
-            return r;
-        }
-        Err(e) => {
-            r.lines.push(format!("Credentials: {e}"));
-            return r;
-        }
-    };
-    r.lines
-        .push(format!("Credentials: {}", paths.credentials.display()));
-    r.lines.push(format!("Homeserver:  {}", creds.homeserver));
-    r.lines.push(format!("User:        {}", creds.user_id));
-    r.lines.push(format!("Device ID:   {}", creds.device_id));
-    if !credentials::store_exists(&paths.store) {
-        r.lines.push(format!(
-            "Store:       none at {} (mmrelay creates it at start, if the server has no keys for this device yet)",
-            paths.store.display()
-        ));
-        // Check the token with a throwaway in-memory client.
-        match Client::builder()
-            .homeserver_url(&creds.homeserver)
-            .build()
-            .await
-        {
-            Ok(client) => {
-                let session = MatrixSession {
-                    meta: SessionMeta {
-                        user_id: creds
-                            .user_id
-                            .parse()
-                            .unwrap_or_else(|_| client_user_placeholder()),
-                        device_id: creds.device_id.as_str().into(),
-                    },
-                    tokens: SessionTokens {
-                        access_token: creds.access_token.clone(),
-                        refresh_token: None,
-                    },
-                };
-                let ok = client.restore_session(session).await.is_ok()
-                    && token_line(&client, &creds, &mut r.lines).await;
-                r.usable = ok;
-            }
-            Err(e) => r.lines.push(format!("Token:       cannot check ({e})")),
-        }
-        return r;
-    }
-    match restore(paths).await {
-        Ok(restored) => {
-            let client = restored.client;
-            r.lines.push(format!(
-                "Store:       {} (holds the keys of device {})",
-                paths.store.display(),
-                creds.device_id
-            ));
-            let token_ok = token_line(&client, &creds, &mut r.lines).await;
-            let cs = if token_ok {
-                let _ = client
-                    .encryption()
-                    .wait_for_e2ee_initialization_tasks()
-                    .await;
-                let user: OwnedUserId = creds.user_id.parse().expect("parsed by restore");
-                let _ = client.encryption().request_user_identity(&user).await;
-                cross_signing_state(&client).await
-            } else {
-                cross_signing_state(&client).await
-            };
-            r.lines.push(format!(
-                "Cross-signing: {}",
-                match cs {
-                    CrossSigning::Signed => "this device is verified by its owner",
-                    CrossSigning::IdentityElsewhere =>
-                        "not signed: the account's identity keys are not on this device (run `mmrelay auth login --reset-cross-signing`)",
-                    CrossSigning::NotSetUp => "not set up (run `mmrelay auth login`)",
-                }
-            ));
-            r.usable = token_ok;
-        }
-        Err(e) => r.lines.push(format!("Store:       {e}")),
-    }
-    r
-}
-
-fn client_user_placeholder() -> OwnedUserId {
-    "@unknown:invalid".parse().expect("valid user id")
-}
-
-/// Checks the token with whoami; adds a line; true when valid and for the right user.
-async fn token_line(client: &Client, creds: &Credentials, lines: &mut Vec<String>) -> bool {
-    match client.whoami().await {
-        Ok(w) if w.user_id.as_str() == creds.user_id => {
-            lines.push("Token:       valid".into());
-            true
-        }
-        Ok(w) => {
-            lines.push(format!(
-                "Token:       belongs to {}, not {}",
-                w.user_id, creds.user_id
-            ));
-            false
-        }
-        Err(e) => {
-            let e = matrix_sdk::Error::from(e);
-            lines.push(format!(
-                "Token:       not usable: {}",
-                explain(&e, &creds.homeserver)
-            ));
-            false
-        }
-    }
-}
-
-/// Logs the device out on the server (deleting it, so its token and keys go) after checking
-/// the password, then removes credentials.json, the store and the passphrase file. With stale
-/// or incomplete credentials it still cleans up locally and says so. A wrong password stops it
-/// before anything is removed.
-pub async fn logout(paths: &MatrixPaths, password: &str) -> Result<Vec<String>, String> {
-    let mut lines = Vec::new();
-    match Credentials::load(&paths.credentials) {
-        Ok(Some(creds)) => {
-            let client = Client::builder()
-                .homeserver_url(&creds.homeserver)
-                .build()
-                .await
-                .map_err(|e| format!("{}: {e}", creds.homeserver))?;
-            let session = MatrixSession {
-                meta: SessionMeta {
-                    user_id: creds
-                        .user_id
-                        .parse()
-                        .map_err(|e| format!("user_id '{}': {e}", creds.user_id))?,
-                    device_id: creds.device_id.as_str().into(),
-                },
-                tokens: SessionTokens {
-                    access_token: creds.access_token.clone(),
-                    refresh_token: None,
-                },
-            };
-            client
-                .restore_session(session)
-                .await
-                .map_err(|e| format!("cannot use the credentials: {e}"))?;
-            let device: OwnedDeviceId = creds.device_id.as_str().into();
-            let first = client
-                .delete_devices(std::slice::from_ref(&device), None)
-                .await;
-            let result = match first {
-                Ok(_) => Ok(()),
-                Err(e) => match e.as_uiaa_response() {
-                    Some(uiaa) => {
-                        let auth = password_auth(&creds.user_id, password, uiaa.session.clone());
-                        client
-                            .delete_devices(std::slice::from_ref(&device), Some(auth))
-                            .await
-                            .map(|_| ())
-                    }
-                    None => Err(e),
-                },
-            };
-            match result {
-                Ok(()) => lines.push(format!(
-                    "Logged out device {} on {}: its access token no longer works",
-                    creds.device_id, creds.homeserver
-                )),
-                Err(e) => {
-                    let uiaa_forbidden = e
-                        .as_uiaa_response()
-                        .and_then(|u| u.auth_error.as_ref())
-                        .is_some();
-                    let e = matrix_sdk::Error::from(e);
-                    use matrix_sdk::ruma::api::error::ErrorKind;
-                    match e.client_api_error_kind() {
-                        Some(ErrorKind::UnknownToken(_)) => lines.push(
-                            "The access token was already invalid on the server; cleaning up locally".into(),
-                        ),
-                        _ if uiaa_forbidden || matches!(e.client_api_error_kind(), Some(ErrorKind::Forbidden)) => {
-                            return Err("wrong password; nothing was removed".into());
-                        }
-                        _ => lines.push(format!(
-                            "Could not log out on the server ({}); the device may still exist there: \
-                             remove it from another client. Cleaning up locally",
-                            explain(&e, &creds.homeserver)
-                        )),
-                    }
-                }
-            }
-        }
-        Ok(None) => lines.push(format!(
-            "No credentials at {}; cleaning up locally",
-            paths.credentials.display()
-        )),
-        Err(e) => lines.push(format!("{e}; cleaning up locally")),
-    }
-    for (what, path) in [
-        ("credentials", &paths.credentials),
-        ("store passphrase", &paths.passphrase),
-    ] {
-        match std::fs::remove_file(path) {
-            Ok(()) => lines.push(format!("Removed {what}: {}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{}: cannot remove: {e}", path.display())),
-        }
-    }
-    match std::fs::remove_dir_all(&paths.store) {
-        Ok(()) => lines.push(format!("Removed E2EE store: {}", paths.store.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: cannot remove: {e}", paths.store.display())),
-    }
-    Ok(lines)
 }

@@ -46,6 +46,20 @@ async fn run(home: &Path, args: Vec<String>) -> Output {
     .unwrap()
 }
 
+/// `auth login` with a homeserver, a user and a password file.
+fn login_args(homeserver: &str, user: &str, password_file: &Path) -> Vec<String> {
+    s(&[
+        "auth",
+        "login",
+        "--homeserver",
+        homeserver,
+        "--username",
+        user,
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ])
+}
+
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
@@ -58,20 +72,7 @@ async fn login_status_cross_signing_and_logout() {
     let home = tempfile::tempdir().unwrap();
     let pw = password_file(home.path(), "bot-pass");
 
-    let out = run(
-        home.path(),
-        s(&[
-            "auth",
-            "login",
-            "--homeserver",
-            &hs.url,
-            "--username",
-            &bot,
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]),
-    )
-    .await;
+    let out = run(home.path(), login_args(&hs.url, &bot, &pw)).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     let matrix = home.path().join("matrix");
@@ -133,20 +134,7 @@ async fn login_status_cross_signing_and_logout() {
     );
 
     // A second login of the same user reuses the device.
-    let out = run(
-        home.path(),
-        s(&[
-            "auth",
-            "login",
-            "--homeserver",
-            &hs.url,
-            "--username",
-            &user_id,
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]),
-    )
-    .await;
+    let out = run(home.path(), login_args(&hs.url, &user_id, &pw)).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
@@ -243,20 +231,7 @@ async fn login_errors_are_explained() {
     drop(register(&bot, "right-pass").await);
     let home = tempfile::tempdir().unwrap();
     let pw = password_file(home.path(), "wrong-pass");
-    let out = run(
-        home.path(),
-        s(&[
-            "auth",
-            "login",
-            "--homeserver",
-            &hs.url,
-            "--username",
-            &bot,
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]),
-    )
-    .await;
+    let out = run(home.path(), login_args(&hs.url, &bot, &pw)).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("login failed: wrong user name or password"),
@@ -267,20 +242,7 @@ async fn login_errors_are_explained() {
     assert!(!home.path().join("matrix/store").exists());
 
     // Nothing listens on port 1.
-    let out = run(
-        home.path(),
-        s(&[
-            "auth",
-            "login",
-            "--homeserver",
-            "http://127.0.0.1:1",
-            "--username",
-            &bot,
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]),
-    )
-    .await;
+    let out = run(home.path(), login_args("http://127.0.0.1:1", &bot, &pw)).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("cannot reach the homeserver at http://127.0.0.1:1"),
@@ -303,20 +265,7 @@ async fn store_of_another_device_is_refused() {
     let b = tempfile::tempdir().unwrap();
     for home in [a.path(), b.path()] {
         let pw = password_file(home, "pw");
-        let out = run(
-            home,
-            s(&[
-                "auth",
-                "login",
-                "--homeserver",
-                &hs.url,
-                "--username",
-                &bot,
-                "--password-file",
-                pw.to_str().unwrap(),
-            ]),
-        )
-        .await;
+        let out = run(home, login_args(&hs.url, &bot, &pw)).await;
         assert!(out.status.success(), "{}", text(&out));
     }
     // Put B's store (and passphrase) under A's credentials.
@@ -350,16 +299,7 @@ async fn a_lost_cross_signing_identity_is_reported_and_can_be_replaced() {
     let second = tempfile::tempdir().unwrap();
     let login = |home: &Path, extra: &[&str]| {
         let pw = password_file(home, "pw");
-        let mut a = s(&[
-            "auth",
-            "login",
-            "--homeserver",
-            &hs.url,
-            "--username",
-            &bot,
-            "--password-file",
-        ]);
-        a.push(pw.to_str().unwrap().to_string());
+        let mut a = login_args(&hs.url, &bot, &pw);
         a.extend(s(extra));
         a
     };

@@ -1,5 +1,6 @@
 //! The service files: the systemd units pass `systemd-analyze verify` without a warning, and the
-//! project's shell scripts pass shellcheck (both installed by scripts/test.sh).
+//! project's shell scripts pass shellcheck (both installed by scripts/test.sh); the OpenWrt
+//! package holds what the router needs.
 
 use std::path::Path;
 use std::process::Command;
@@ -58,29 +59,131 @@ fn user_unit_verifies() {
     verify("mmrelay-user.service", "%h/.local/bin/mmrelay");
 }
 
-#[test]
-fn shell_scripts_pass_shellcheck() {
-    let scripts = [
-        "scripts/test.sh",
-        "scripts/lib.sh",
-        "scripts/synapse.sh",
-        "scripts/fuzz.sh",
+/// Every shell script of the project: `*.sh` under scripts/, cross/ and bench/, plus the files
+/// without the suffix that are scripts too.
+fn shell_scripts() -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "sh") {
+                out.push(p);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    for d in ["scripts", "cross", "bench"] {
+        walk(&root().join(d), &mut v);
+    }
+    for f in [
         ".ci/run",
         "cross/openwrt/mmrelay.init",
-    ];
+        "cross/debian/postinst",
+    ] {
+        v.push(root().join(f));
+    }
+    v
+}
+
+#[test]
+fn shell_scripts_pass_shellcheck() {
+    let scripts = shell_scripts();
+    assert!(scripts.len() >= 9, "{scripts:?}");
     for s in scripts {
         let out = Command::new("shellcheck")
             .arg("-x")
-            .arg(root().join(s))
+            .arg(&s)
             .current_dir(root())
             .output()
             .expect("shellcheck (Debian package shellcheck)");
         assert!(
             out.status.success(),
-            "{s}:\n{}",
+            "{}:\n{}",
+            s.display(),
             String::from_utf8_lossy(&out.stdout)
         );
     }
+}
+
+/// Lists a gzipped tar (or one member of it) with tar.
+fn tar_list(archive: &Path, member: Option<&str>) -> String {
+    let out = match member {
+        None => Command::new("tar")
+            .arg("-tzvf")
+            .arg(archive)
+            .output()
+            .unwrap(),
+        Some(m) => {
+            let cmd = format!("tar -xzOf '{}' '{m}' | tar -tzv", archive.display());
+            Command::new("sh").args(["-c", &cmd]).output().unwrap()
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn openwrt_ipk_holds_the_binary_and_the_init_script() {
+    // The simulator stands in for the binary: the debug mmrelay is over 500 MB and gzipping it
+    // would take most of this test's time; what is checked is where the file lands.
+    let bin = env!("CARGO_BIN_EXE_mmrelay-sim");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(root().join("cross/openwrt/mkipk.sh"))
+        .arg(bin)
+        .arg("aarch64_cortex-a53")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ipk = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let version = env!("CARGO_PKG_VERSION");
+    let name = format!("mmrelay_{version}-1_aarch64_cortex-a53.ipk");
+    assert!(ipk.ends_with(&name), "{ipk:?}");
+    let outer = tar_list(&ipk, None);
+    for m in ["./debian-binary", "./control.tar.gz", "./data.tar.gz"] {
+        assert!(outer.contains(m), "{outer}");
+    }
+    let data = tar_list(&ipk, Some("./data.tar.gz"));
+    let size = std::fs::metadata(bin).unwrap().len().to_string();
+    let bin = data
+        .lines()
+        .find(|l| l.ends_with("./usr/bin/mmrelay"))
+        .expect(&data);
+    assert!(
+        bin.starts_with("-rwxr-xr-x 0/0") && bin.contains(&size),
+        "{bin}"
+    );
+    assert!(data.contains("./etc/init.d/mmrelay"), "{data}");
+    assert!(data
+        .lines()
+        .any(|l| l.starts_with("drwx------") && l.ends_with("./etc/mmrelay/")));
+    let cmd = format!(
+        "tar -xzOf '{}' ./control.tar.gz | tar -xzO ./control",
+        ipk.display()
+    );
+    let control = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    let control = String::from_utf8(control.stdout).unwrap();
+    assert!(control.contains("Package: mmrelay\n"), "{control}");
+    assert!(
+        control.contains("Architecture: aarch64_cortex-a53\n"),
+        "{control}"
+    );
+    assert!(
+        control.contains(&format!("Version: {version}-1\n")),
+        "{control}"
+    );
 }
 
 #[test]

@@ -94,6 +94,12 @@ fn config_log_level(file: &std::path::Path) -> Option<String> {
 
 /// Entry point of the `mmrelay` binary.
 pub fn main() -> ExitCode {
+    // glibc gives every thread that allocates an arena of its own (up to 8 per core), each
+    // keeping freed memory; SQLite's worker threads would each get one. Two are plenty here.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let cli = Cli::parse();
     let paths = cli_paths(&cli);
     // The relay honours `logging.level` from the config unless --log-level or RUST_LOG say.

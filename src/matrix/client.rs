@@ -20,7 +20,7 @@ use matrix_sdk::ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent;
 use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
 use matrix_sdk::ruma::events::{AnyMessageLikeEventContent, AnySyncMessageLikeEvent};
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomOrAliasId};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomOrAliasId, UserId};
 use matrix_sdk::send_queue::RoomSendQueueUpdate;
 use matrix_sdk::{Client, Room, RoomState};
 use serde_json::Value;
@@ -98,9 +98,13 @@ struct Shared {
     pending_cap: usize,
 }
 
-/// The sync filter: only `rooms`, a short timeline, lazy-loaded members, and nothing of
-/// presence, account data, typing or receipts.
-pub fn sync_filter(rooms: &[OwnedRoomId], timeline_limit: u32) -> FilterDefinition {
+/// The sync filter: only `rooms`, a short timeline without the bot's own messages, lazy-loaded
+/// members, and nothing of presence, account data, typing or receipts.
+///
+/// Leaving out the bot's own messages matters on a busy mesh: the relay never acts on them, yet
+/// each echo woke the long-poll, cost a store transaction and filled the timeline limit (a
+/// burst of mesh messages could push a human's message out of the sync).
+pub fn sync_filter(rooms: &[OwnedRoomId], own: &UserId, timeline_limit: u32) -> FilterDefinition {
     let mut f = FilterDefinition::default();
     f.presence = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
     f.account_data = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
@@ -111,6 +115,7 @@ pub fn sync_filter(rooms: &[OwnedRoomId], timeline_limit: u32) -> FilterDefiniti
     room.ephemeral = RoomEventFilter::ignore_all();
     let mut timeline = RoomEventFilter::default();
     timeline.limit = Some(timeline_limit.into());
+    timeline.not_senders = vec![own.to_owned()];
     room.timeline = timeline;
     let mut state = RoomEventFilter::default();
     state.lazy_load_options = LazyLoadOptions::Enabled {
@@ -274,7 +279,11 @@ pub async fn start(
     );
 
     info!("Performing initial sync...");
-    let filter = sync_filter(&rooms, opts.timeline_limit);
+    let own = client
+        .user_id()
+        .ok_or("the Matrix session has no user id")?
+        .to_owned();
+    let filter = sync_filter(&rooms, &own, opts.timeline_limit);
     let settings = SyncSettings::new()
         .filter(filter.into())
         .timeout(opts.sync_timeout)

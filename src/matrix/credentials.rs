@@ -168,14 +168,43 @@ pub fn ensure_passphrase(paths: &MatrixPaths) -> Result<String, String> {
     Ok(p)
 }
 
-/// Whether the store folder holds an E2EE store.
+/// Whether the store folder holds an E2EE store: a crypto database the SDK has set up (an empty
+/// one, created with small pages before the SDK's first open, does not count). A database that
+/// cannot be read counts as existing, so nothing is thrown away on a doubt.
 pub fn store_exists(store: &Path) -> bool {
-    store.join("matrix-sdk-crypto.sqlite3").exists()
+    let db = store.join("matrix-sdk-crypto.sqlite3");
+    if !db.exists() {
+        return false;
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    rusqlite::Connection::open_with_flags(&db, flags)
+        .and_then(|c| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map_or(true, |tables| tables > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_precreated_database_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!store_exists(dir.path()));
+        let db = dir.path().join("matrix-sdk-crypto.sqlite3");
+        crate::store::create_with_small_pages(&db).unwrap();
+        assert!(db.exists());
+        assert!(!store_exists(dir.path()));
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE kv(key, value);")
+            .unwrap();
+        assert!(store_exists(dir.path()));
+    }
 
     #[test]
     fn credentials_round_trip_with_private_modes_and_extra_fields() {

@@ -120,6 +120,14 @@ pub fn password_auth(user: &str, password: &str, session: Option<String>) -> Aut
     AuthData::Password(p)
 }
 
+/// The files of matrix-sdk's SQLite store (named by matrix-sdk-sqlite 0.18).
+const SDK_DATABASES: [&str; 4] = [
+    "matrix-sdk-state.sqlite3",
+    "matrix-sdk-crypto.sqlite3",
+    "matrix-sdk-event-cache.sqlite3",
+    "matrix-sdk-media.sqlite3",
+];
+
 /// Opens a client on the SQLite store at `store` with low-memory settings. With `discover`,
 /// `homeserver` may be a server name (resolved through .well-known).
 pub async fn open_client(
@@ -129,6 +137,9 @@ pub async fn open_client(
     passphrase: &str,
 ) -> Result<Client, String> {
     credentials::private_dir(store)?;
+    for name in SDK_DATABASES {
+        crate::store::create_with_small_pages(&store.join(name))?;
+    }
     let store_config = SqliteStoreConfig::with_low_memory_config(store)
         .passphrase(Some(passphrase))
         .pool_max_size(2)

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::event_handler::RawEvent;
 use matrix_sdk::ruma::api::client::account::register;
+use matrix_sdk::ruma::api::client::filter::FilterDefinition;
 use matrix_sdk::ruma::api::client::room::create_room;
 use matrix_sdk::ruma::api::client::uiaa::{AuthData, Dummy};
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
@@ -224,7 +225,7 @@ pub async fn register_on(url: &str, name: &str, password: &str) -> Client {
 }
 
 /// The human's side: a client that syncs in the background and reports every message-like
-/// event (decrypted when it can be) as JSON with a `room_id` added.
+/// event (decrypted when it can be) as JSON with `room_id` and `received_ms` added.
 pub struct Human {
     pub client: Client,
     pub events: mpsc::UnboundedReceiver<Value>,
@@ -252,6 +253,11 @@ impl Human {
                 async move {
                     let mut v: Value = serde_json::from_str(raw.0.get()).unwrap();
                     v["room_id"] = Value::String(room.room_id().to_string());
+                    // When this client had it, for the benchmark's latency figures.
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap();
+                    v["received_ms"] = Value::from(now.as_millis() as u64);
                     let _ = tx.send(v);
                 }
             },
@@ -275,9 +281,15 @@ impl Human {
         let task = tokio::spawn(async move {
             // Sync again after a failure (the homeserver may be stopped by a test).
             loop {
-                let _ = c
-                    .sync(SyncSettings::new().timeout(Duration::from_secs(5)))
-                    .await;
+                // A long timeline, so that a burst (the benchmark sends 200 at once) reaches
+                // this client whole rather than as a gap and the last few (Synapse's default
+                // limit is 10).
+                let mut filter = FilterDefinition::default();
+                filter.room.timeline.limit = Some(1000u32.into());
+                let settings = SyncSettings::new()
+                    .timeout(Duration::from_secs(5))
+                    .filter(filter.into());
+                let _ = c.sync(settings).await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# mmrelay's benchmark, side by side with the Python MMRelay (PyPI mmrelay 1.4.1).
+#
+#   bench/run.sh            both relays, the full workload (about 10 minutes)
+#   bench/run.sh --ours     mmrelay only
+#   bench/run.sh --quick    a shorter workload (5 + 5 texts, burst of 30, 10 s idle)
+#
+# It installs what it needs (Synapse and MMRelay in venvs under .build/, idempotently), builds
+# the release binary, then runs bench/driver.rs: a Synapse of its own on 127.0.0.1, the
+# simulated radio on TCP, a second Matrix client in an encrypted room, and for each relay the
+# workload launch → relaying both ways; 20 mesh texts; 20 Matrix texts; a burst of 200 mesh
+# texts; 60 s idle. It prints one table (figures from /proc/PID of each relay), then the
+# decoder's throughput and the binary sizes per target. Not part of the test suite.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/lib.sh
+
+python=1
+driver_args=()
+for a in "$@"; do
+  case $a in
+    --ours) python=0 ;;
+    --quick) driver_args+=(--quick) ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown argument '$a' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+ensure_debs gcc libc6-dev python3 ca-certificates
+ensure_cargo
+bash scripts/synapse.sh install
+if [ $python = 1 ]; then
+  ensure_venv .build/venv-mmrelay "mmrelay[e2e]==1.4.1"
+  driver_args+=(--python-mmrelay "$root/.build/venv-mmrelay")
+fi
+
+echo "==> building the release binary and the benchmark driver"
+cargo build --locked --release --bin mmrelay
+cargo build --locked --example relay_bench
+cargo build --locked --release --example decoder
+
+echo "==> machine: $(nproc) cores, $(uname -m), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+target/debug/examples/relay_bench --mmrelay "$root/target/release/mmrelay" "${driver_args[@]}"
+
+echo
+target/release/examples/decoder 3
+
+echo
+echo "| binary | bytes |"
+echo "|---|---:|"
+for f in target/release/mmrelay target/cross/*/release/mmrelay; do
+  [ -f "$f" ] && printf '| %s | %s |\n' "$f" "$(stat -c %s "$f")"
+done

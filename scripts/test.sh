@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs mmrelay's whole test suite. On a fresh Debian machine it first installs what the tests
-# need (idempotently): a C compiler for bundled C code, Python for the golden-frame check.
+# need (idempotently): a C compiler for bundled C code, Python for the golden-frame check,
+# Synapse for the Matrix tests, and for the ARM run the cross compilers, Debian's rustc-web and
+# qemu-user.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -25,3 +27,10 @@ echo "==> golden fixtures match the meshtastic package's encoder"
 bash scripts/synapse.sh install
 
 cargo test --locked "$@"
+
+# The host-independent tests again, built for aarch64 and run under qemu-user, then the ARM
+# binaries themselves (--version, config, a radio handshake with the ARM simulator); see
+# cross/build.sh. MMRELAY_SKIP_CROSS=1 leaves this out (it adds about 10 minutes on 2 cores).
+if [ "${MMRELAY_SKIP_CROSS:-0}" != 1 ]; then
+  bash cross/build.sh --test --profile dev aarch64
+fi

@@ -1,5 +1,6 @@
 //! The relay with a homeserver that goes away: mesh messages that arrive while Synapse is
-//! stopped for 30 s all reach the room once it is back, in order and once each.
+//! stopped for 30 s all reach the room once it is back, in order and once each; a relay started
+//! while Synapse is down waits for it.
 
 #![recursion_limit = "256"]
 
@@ -83,6 +84,70 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
             .unwrap_or(true),
         "a message arrived twice"
     );
+    let (status, _) = blocking(move || relay.terminate()).await;
+    assert!(status.success());
+    drop(hs);
+}
+
+/// A relay started while its homeserver is unreachable (a router whose uplink comes up after
+/// it) waits for it, retrying with backoff, instead of exiting, and relays once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_started_during_an_outage_waits_for_the_homeserver() {
+    let hs = blocking(|| OwnSynapse::start("start-outage")).await;
+    let url = hs.url.clone();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let bot_id = login_bot_on(&url, home.path()).await;
+    let mut human = Human::on(&url, &unique("human")).await;
+    let room = human
+        .create_room(false, std::slice::from_ref(&bot_id))
+        .await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: LateNet\n"
+        ),
+    )
+    .unwrap();
+    // A first run joins the room.
+    let h = home.path().to_path_buf();
+    let relay = blocking(move || Relay::start(&h)).await;
+    human.wait_joined(&room, &bot_id).await;
+    let (status, _) = blocking(move || relay.terminate()).await;
+    assert!(status.success());
+
+    let mut hs = blocking(move || {
+        let mut hs = hs;
+        hs.stop();
+        hs
+    })
+    .await;
+    let h = home.path().to_path_buf();
+    let mut relay = blocking(move || {
+        let mut r = Relay::spawn_env(&h, &[]);
+        r.wait_log("Initial sync failed");
+        r.wait_log("retrying in 2s");
+        r
+    })
+    .await;
+    hs = blocking(move || {
+        hs.restart();
+        hs
+    })
+    .await;
+    relay = blocking(move || {
+        relay.wait_log("Relaying: the radio and Matrix are both connected");
+        relay
+    })
+    .await;
+    sim.inject_text(&SimText::broadcast(0x2222bbbb, 0, "after a late start"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["content"]["meshtastic_text"], "after a late start");
     let (status, _) = blocking(move || relay.terminate()).await;
     assert!(status.success());
     drop(hs);

@@ -289,12 +289,26 @@ pub async fn start(
         .timeout(opts.sync_timeout)
         .ignore_timeout_on_first_sync(true)
         .set_presence(matrix_sdk::ruma::presence::PresenceState::Offline);
-    client.sync_once(settings.clone()).await.map_err(|e| {
-        format!(
-            "initial sync failed: {}",
-            session::explain(&e, &restored.credentials.homeserver)
-        )
-    })?;
+    // An unreachable homeserver at start (a router whose uplink comes up after it) is waited
+    // for, with backoff; a refusal (token revoked, forbidden) stops mmrelay with the reason.
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match client.sync_once(settings.clone()).await {
+            Ok(_) => break,
+            Err(e) => {
+                let why = session::explain(&e, &restored.credentials.homeserver);
+                if e.client_api_error_kind().is_some() {
+                    return Err(format!("initial sync failed: {why}"));
+                }
+                warn!(
+                    "Initial sync failed: {why}; retrying in {}s",
+                    delay.as_secs()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
     if restored.new_store {
         info!("Encryption keys uploaded successfully");
     }

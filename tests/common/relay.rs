@@ -18,8 +18,16 @@ impl Relay {
         Relay::start_env(home, &[])
     }
 
-    /// Starts it with extra environment variables.
+    /// Starts it with extra environment variables and waits until both links are up.
     pub fn start_env(home: &Path, env: &[(&str, String)]) -> Relay {
+        let mut r = Relay::spawn_env(home, env);
+        r.wait_log("Radio ready");
+        r.wait_log("Initial sync completed");
+        r
+    }
+
+    /// Starts it without waiting for anything.
+    pub fn spawn_env(home: &Path, env: &[(&str, String)]) -> Relay {
         let log = home.join("mmrelay.log");
         let child = Command::new(MMRELAY)
             .arg("--home")
@@ -31,10 +39,7 @@ impl Relay {
             .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut r = Relay { child, log };
-        r.wait_log("Radio ready");
-        r.wait_log("Initial sync completed");
-        r
+        Relay { child, log }
     }
 
     pub fn log(&self) -> String {

@@ -10,7 +10,8 @@
 #               (TCGETS2/TCSETS2) the serial library sets the baud rate with.
 #   --release   build the binaries with the release profile (or --profile NAME, e.g. cross-ci),
 #               run them under qemu (--version, config generate/check, a radio handshake with
-#               the ARM simulator) and print their sizes
+#               the ARM simulator) and print their sizes. Release builds also rebuild the
+#               standard library for size (needs rust-web-src; see the comment below).
 #
 # The pieces (Debian packages; see README "Building for ARM"): rustc-web (a second rustc,
 # /usr/bin/rustc, driven by rustup's cargo), the target's standard library (Debian's prebuilt
@@ -127,7 +128,21 @@ for t in "${targets[@]}"; do
   fi
   if [ $release = 1 ]; then
     start=$(date +%s)
-    cargo build --locked "${build_std[@]}" --target "$triple" --profile "$profile" --bins
+    flags=("${build_std[@]}")
+    if [ "$profile" != dev ]; then
+      # For size: the standard library rebuilt with the profile's opt-level and without its
+      # backtrace printer, no unwind tables (panic=abort never unwinds; panics still print
+      # their message), Thumb-2 code on armv7 (Debian's armhf gcc makes Thumb-2 already).
+      up=${triple^^}; up=${up//-/_}
+      low=${triple//-/_}
+      export RUSTC_BOOTSTRAP=1
+      flags=("-Zbuild-std=std,panic_abort" "-Zbuild-std-features=optimize_for_size")
+      rf="-C force-unwind-tables=no"
+      [ "$t" = armv7 ] && rf="$rf -C target-feature=+thumb-mode"
+      export "CARGO_TARGET_${up}_RUSTFLAGS=$rf"
+      export "CFLAGS_${low}=-fno-asynchronous-unwind-tables -fno-unwind-tables"
+    fi
+    cargo build --locked "${flags[@]}" --target "$triple" --profile "$profile" --bins
     dir=$CARGO_TARGET_DIR/$triple/$profile
     [ "$profile" = dev ] && dir=$CARGO_TARGET_DIR/$triple/debug
     echo "==> $triple: $profile build took $(( $(date +%s) - start )) s"

@@ -321,11 +321,10 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                                     Err(e) => warn!("Could not queue a message for Matrix: {e}"),
                                 }
                             }
+                            // Saved with the message map entry when matrix-sdk reports the
+                            // send (one transaction instead of two), and when stopping.
                             if p.rx_time != 0 {
                                 threshold = threshold.max(p.rx_time as i64);
-                                if let Err(e) = store.set_state("last_rx_time", threshold) {
-                                    warn!("saving relay state: {e}");
-                                }
                             }
                         }
                         Err(Skip::OwnNode) | Err(Skip::NotMapped) | Err(Skip::PortNotRelayed) => {}
@@ -338,7 +337,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                 Some(MatrixEvent::Sent { transaction_id, event_id, .. }) => {
                     if let Some(mut e) = pending.remove(&transaction_id) {
                         e.event_id = event_id;
-                        if let Err(err) = store.map_insert(&e) {
+                        if let Err(err) = store.map_insert_with_state(&e, "last_rx_time", threshold) {
                             warn!("message map: {err}");
                         }
                     }
@@ -381,6 +380,9 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     }
 
     notifier.stopping();
+    if let Err(e) = store.set_state("last_rx_time", threshold) {
+        warn!("saving relay state: {e}");
+    }
     info!(
         "Shutting down: {} message(s) relayed to Matrix, {} to the mesh, {} dropped (queue full), {} skipped as old, {} duplicates; {} waiting for the radio",
         n.to_matrix, n.to_mesh, n.dropped_full, n.skipped_old, n.duplicates, outbox.len()

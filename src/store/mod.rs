@@ -300,6 +300,23 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::map_insert`] and [`Store::set_state`] in one transaction (one WAL commit).
+    pub fn map_insert_with_state(
+        &mut self,
+        e: &MapEntry,
+        key: &str,
+        value: i64,
+    ) -> Result<(), String> {
+        self.conn.execute_batch("BEGIN").map_err(err)?;
+        match self.set_state(key, value).and_then(|()| self.map_insert(e)) {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(err),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Appends to the outbox; returns the item's id.
     pub fn outbox_push(&mut self, item: &OutItem) -> Result<i64, String> {
         let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
@@ -390,6 +407,19 @@ mod tests {
         assert_ne!(before, i64::from(PAGE_SIZE));
         drop(Store::open(&old, 10).unwrap());
         assert_eq!(page_size(&old), before);
+    }
+
+    #[test]
+    fn map_entry_and_state_are_saved_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let mut s = Store::open(&path, 10).unwrap();
+        s.map_insert_with_state(&entry(7, "$e7"), "last_rx_time", 1234)
+            .unwrap();
+        drop(s);
+        let s = Store::open(&path, 10).unwrap();
+        assert_eq!(s.state("last_rx_time"), Some(1234));
+        assert_eq!(s.map_by_mesh(7).unwrap().event_id, "$e7");
     }
 
     fn entry(id: u32, ev: &str) -> MapEntry {

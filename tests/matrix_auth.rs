@@ -333,3 +333,42 @@ async fn a_lost_cross_signing_identity_is_reported_and_can_be_replaced() {
     let out = run(second.path(), s(&["auth", "status"])).await;
     assert!(text(&out).contains("Cross-signing: this device is verified by its owner"));
 }
+
+/// A store secret that is a passphrase (written by hand, or by an older mmrelay as bare hex) is
+/// kept and still opens the store; mmrelay's own new secrets are keys (`key:` + 64 hex digits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passphrase_store_secret_keeps_working() {
+    let hs = synapse();
+    let bot = unique("bot");
+    drop(register(&bot, "bot-pass").await);
+    let home = tempfile::tempdir().unwrap();
+    let pw = password_file(home.path(), "bot-pass");
+    let matrix = home.path().join("matrix");
+    std::fs::create_dir_all(&matrix).unwrap();
+    let secret = matrix.join("store_passphrase");
+    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
+    let out = run(home.path(), login_args(&hs.url, &bot, &pw)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "correct horse battery staple\n"
+    );
+    let out = run(home.path(), s(&["auth", "status"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // The wrong passphrase does not open that store.
+    std::fs::write(&secret, "wrong horse\n").unwrap();
+    let out = run(home.path(), s(&["auth", "status"])).await;
+    assert!(!out.status.success(), "{}", text(&out));
+
+    // A fresh home gets a key.
+    let home2 = tempfile::tempdir().unwrap();
+    let bot2 = unique("bot");
+    drop(register(&bot2, "bot-pass").await);
+    let pw2 = password_file(home2.path(), "bot-pass");
+    let out = run(home2.path(), login_args(&hs.url, &bot2, &pw2)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let k = std::fs::read_to_string(home2.path().join("matrix/store_passphrase")).unwrap();
+    assert!(k.starts_with("key:") && k.trim().len() == 68, "{k}");
+    let out = run(home2.path(), s(&["auth", "status"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -125,7 +125,40 @@ pub fn random_secret() -> Result<String, String> {
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{KEY_PREFIX}{hex}"))
+}
+
+/// A store secret written as `key:` and 64 hex digits is a random key used as it is. Anything
+/// else is a passphrase, from which matrix-sdk derives the key with PBKDF2 (200 000 rounds,
+/// once per database at every start: about a second of CPU on a Pi Zero per database).
+/// mmrelay writes new secrets as keys; passphrases written by older versions or by hand keep
+/// working.
+pub const KEY_PREFIX: &str = "key:";
+
+/// How the store is unlocked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreSecret<'a> {
+    Key([u8; 32]),
+    Passphrase(&'a str),
+}
+
+/// Reads a store secret (see [`KEY_PREFIX`]).
+pub fn store_secret(s: &str) -> StoreSecret<'_> {
+    let parse = |hex: &str| -> Option<[u8; 32]> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut key = [0u8; 32];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(key)
+    };
+    match s.strip_prefix(KEY_PREFIX).and_then(parse) {
+        Some(k) => StoreSecret::Key(k),
+        None => StoreSecret::Passphrase(s),
+    }
 }
 
 /// Where the store passphrase comes from.
@@ -192,6 +225,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn new_secrets_are_keys_and_other_text_is_a_passphrase() {
+        let s = random_secret().unwrap();
+        assert!(matches!(store_secret(&s), StoreSecret::Key(_)));
+        assert_ne!(random_secret().unwrap(), s);
+        let k = format!("key:{}", "0f".repeat(32));
+        assert_eq!(store_secret(&k), StoreSecret::Key([0x0f; 32]));
+        // Older random secrets (bare hex) and hand-written ones stay passphrases.
+        let old = "ab".repeat(32);
+        assert_eq!(store_secret(&old), StoreSecret::Passphrase(&old));
+        assert_eq!(
+            store_secret("key:tooshort"),
+            StoreSecret::Passphrase("key:tooshort")
+        );
+        let bad = format!("key:{}", "zz".repeat(32));
+        assert_eq!(store_secret(&bad), StoreSecret::Passphrase(&bad));
+    }
+
+    #[test]
     fn an_empty_precreated_database_is_not_a_store() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!store_exists(dir.path()));
@@ -247,7 +298,7 @@ mod tests {
         let paths = MatrixPaths::new(dir.path(), Some(&dir.path().join("e2ee")));
         assert_eq!(paths.store, dir.path().join("e2ee"));
         let a = ensure_passphrase(&paths).unwrap();
-        assert_eq!(a.len(), 64);
+        assert!(matches!(store_secret(&a), StoreSecret::Key(_)), "{a}");
         assert_eq!(ensure_passphrase(&paths).unwrap(), a);
         let mode = fs::metadata(&paths.passphrase)
             .unwrap()

@@ -140,8 +140,12 @@ pub async fn open_client(
     for name in SDK_DATABASES {
         crate::store::create_with_small_pages(&store.join(name))?;
     }
-    let store_config = SqliteStoreConfig::with_low_memory_config(store)
-        .passphrase(Some(passphrase))
+    let store_config = SqliteStoreConfig::with_low_memory_config(store);
+    let store_config = match credentials::store_secret(passphrase) {
+        credentials::StoreSecret::Key(k) => store_config.key(Some(&k)),
+        credentials::StoreSecret::Passphrase(p) => store_config.passphrase(Some(p)),
+    };
+    let store_config = store_config
         .pool_max_size(2)
         .journal_size_limit(1024 * 1024);
     let builder = Client::builder()

@@ -22,6 +22,8 @@ use synapse::{register_on, unique, Human, OwnSynapse};
 const SENDER: u32 = 0x2222bbbb;
 const PASSWORD: &str = "bench-pass";
 const MESSAGE_DELAY: f64 = 2.5;
+/// How long a phase waits for a missing message after the last one that arrived.
+const QUIET: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -350,13 +352,16 @@ impl Run<'_> {
     async fn collect(&mut self, want: &[String], limit: Duration) -> HashMap<String, Arrival> {
         let mut got = HashMap::new();
         let t0 = Instant::now();
-        while got.len() < want.len() && t0.elapsed() < limit {
+        let mut last = Instant::now();
+        // Gives up at `limit`, or after a minute in which none of `want` arrived.
+        while got.len() < want.len() && t0.elapsed() < limit && last.elapsed() < QUIET {
             if let Some(a) = self.next(Duration::from_millis(500)).await {
                 let t = match &a {
                     Arrival::Matrix(t, ..) | Arrival::Mesh(t, _) => t.clone(),
                 };
                 if want.contains(&t) {
                     got.insert(t, a);
+                    last = Instant::now();
                 }
             }
         }

@@ -534,14 +534,12 @@ async fn bench_one(
     eprintln!("==> {}: burst of {} mesh texts", spec.name, work.burst);
     let mut emitted = HashMap::new();
     let mut want = Vec::new();
-    let b0 = Instant::now();
     for i in 0..work.burst {
         let tok = format!("bench-c-{i:03}");
         emitted.insert(tok.clone(), run.inject(&format!("{tok} burst")));
         want.push(tok);
     }
     let got = run.collect(&want, Duration::from_secs(600)).await;
-    f.burst_secs = b0.elapsed().as_secs_f64();
     for (tok, a) in &got {
         if let Arrival::Matrix(_, _, rx) = a {
             f.lat_burst_client.push(*rx as f64 - emitted[tok] as f64);
@@ -549,9 +547,13 @@ async fn bench_one(
     }
     f.relayed += got.len();
     f.lost += work.burst - got.len();
-    if !got.is_empty() {
-        f.burst_secs = f.lat_burst_client.iter().cloned().fold(0.0, f64::max) / 1000.0;
-    }
+    // From the first injection to the last message the client had (NaN when none arrived).
+    f.burst_secs = f
+        .lat_burst_client
+        .iter()
+        .cloned()
+        .reduce(f64::max)
+        .map_or(f64::NAN, |ms| ms / 1000.0);
     // Let the relay finish what the burst started before the idle minute begins.
     tokio::time::sleep(Duration::from_secs(5)).await;
     f.samples.insert("burst", sample(pid));

@@ -584,13 +584,8 @@ fn fmt_ratio(ours: f64, theirs: f64) -> String {
 
 fn print_table(specs: &[RelaySpec], figs: &[Figures], work: &Workload) {
     let mut rows: Vec<(String, Vec<f64>, &str)> = Vec::new();
-    let per = |f: &Figures, g: &dyn Fn(&Figures) -> f64| g(f);
     let mut row = |name: &str, unit: &'static str, g: &dyn Fn(&Figures) -> f64| {
-        rows.push((
-            name.to_string(),
-            figs.iter().map(|f| per(f, g)).collect(),
-            unit,
-        ));
+        rows.push((name.to_string(), figs.iter().map(g).collect(), unit));
     };
     let mib = |kib: u64| kib as f64 / 1024.0;
     row("launch → relaying mesh→Matrix", "s", &|f| {

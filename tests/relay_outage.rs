@@ -11,16 +11,27 @@ use std::time::Duration;
 use common::relay::Relay;
 use common::synapse::{login_bot_on, unique, Human, OwnSynapse};
 use common::tcp_sim;
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
 use mmrelay::mesh::transport::Endpoint;
-use mmrelay::sim::{SimConfig, SimText};
+use mmrelay::sim::{SimConfig, SimText, Simulator};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
-    let hs = blocking(|| OwnSynapse::start("relay-outage")).await;
+/// What both tests start from: their own Synapse, a simulated radio, a bot logged in to
+/// `home`, a human and a room (encrypted or not) with a config mapping it to channel 0.
+struct Setup {
+    hs: OwnSynapse,
+    sim: Simulator,
+    home: tempfile::TempDir,
+    bot_id: OwnedUserId,
+    human: Human,
+    room: OwnedRoomId,
+}
+
+async fn setup(tag: &'static str, encrypted: bool, meshnet: &str) -> Setup {
+    let hs = blocking(move || OwnSynapse::start(tag)).await;
     let url = hs.url.clone();
     let (sim, ep) = tcp_sim(SimConfig::default()).await;
     let Endpoint::Tcp { port, .. } = ep else {
@@ -28,15 +39,37 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
     };
     let home = tempfile::tempdir().unwrap();
     let bot_id = login_bot_on(&url, home.path()).await;
-    let mut human = Human::on(&url, &unique("human")).await;
-    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    let human = Human::on(&url, &unique("human")).await;
+    let room = human
+        .create_room(encrypted, std::slice::from_ref(&bot_id))
+        .await;
     std::fs::write(
         home.path().join("config.yaml"),
         format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: OutageNet\n"
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: {meshnet}\n"
         ),
     )
     .unwrap();
+    Setup {
+        hs,
+        sim,
+        home,
+        bot_id,
+        human,
+        room,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
+    let Setup {
+        hs,
+        sim,
+        home,
+        bot_id,
+        mut human,
+        room,
+    } = setup("relay-outage", true, "OutageNet").await;
     let h = home.path().to_path_buf();
     let relay = blocking(move || Relay::start(&h)).await;
     human.wait_joined(&room, &bot_id).await;
@@ -93,25 +126,14 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
 /// it) waits for it, retrying with backoff, instead of exiting, and relays once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_started_during_an_outage_waits_for_the_homeserver() {
-    let hs = blocking(|| OwnSynapse::start("start-outage")).await;
-    let url = hs.url.clone();
-    let (sim, ep) = tcp_sim(SimConfig::default()).await;
-    let Endpoint::Tcp { port, .. } = ep else {
-        unreachable!()
-    };
-    let home = tempfile::tempdir().unwrap();
-    let bot_id = login_bot_on(&url, home.path()).await;
-    let mut human = Human::on(&url, &unique("human")).await;
-    let room = human
-        .create_room(false, std::slice::from_ref(&bot_id))
-        .await;
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: LateNet\n"
-        ),
-    )
-    .unwrap();
+    let Setup {
+        hs,
+        sim,
+        home,
+        bot_id,
+        mut human,
+        room,
+    } = setup("start-outage", false, "LateNet").await;
     // A first run joins the room.
     let h = home.path().to_path_buf();
     let relay = blocking(move || Relay::start(&h)).await;

@@ -132,7 +132,7 @@ fn tar_list(archive: &Path, member: Option<&str>) -> String {
 
 #[test]
 fn openwrt_ipk_holds_the_binary_and_the_init_script() {
-    // The simulator stands in for the binary: the debug mmrelay is over 500 MB and gzipping it
+    // The simulator stands in for the binary: the debug mmrelay is over 100 MB and gzipping it
     // would take most of this test's time; what is checked is where the file lands.
     let bin = env!("CARGO_BIN_EXE_mmrelay-sim");
     let dir = tempfile::tempdir().unwrap();

@@ -351,6 +351,87 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     assert!(status.success());
 }
 
+/// Matrix messages sent while the relay is stopped reach the mesh after it starts, even more
+/// of them than one sync returns (its timeline limit is 50): the gap is fetched with
+/// `/messages`. Each arrives once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_messages_than_a_sync_returns_while_stopped_all_reach_the_mesh() {
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let bot_id = login_bot_on(&hs.url, home.path()).await;
+    let human = Human::new(&unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: GapNet\n  message_delay: 0.1\n"
+        ),
+    )
+    .unwrap();
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
+    human.wait_joined(&room, &bot_id).await;
+    human.send_text(&room, "warm-up").await;
+    let t0 = Instant::now();
+    while sim.received().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the warm-up never reached the mesh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let warm = sim.received().len();
+
+    let texts: Vec<String> = (0..64).map(|i| format!("while stopped {i}")).collect();
+    for t in &texts {
+        human.send_text(&room, t).await;
+    }
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
+    let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
+    let t0 = Instant::now();
+    loop {
+        let got: Vec<String> = sim
+            .received()
+            .iter()
+            .skip(warm)
+            .map(|p| String::from_utf8_lossy(&p.decoded().unwrap().payload).to_string())
+            .collect();
+        if got.len() >= texts.len() {
+            assert_eq!(got, want, "each message once, in order");
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(90) {
+            let _ = std::fs::copy(&relay.log, "/tmp/relay-gap.log");
+            panic!("only {} of {} arrived: {got:?}", got.len(), texts.len());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.received().len(), warm + texts.len());
+    let log = std::fs::read_to_string(&relay.log).unwrap();
+    assert!(
+        log.contains("message(s) that the sync skipped"),
+        "the gap was not fetched: {log}"
+    );
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
     let hs = synapse();

@@ -1,7 +1,6 @@
-//! The running Matrix client the relay drives: restores the session, syncs with a minimal
-//! filter (only the configured rooms, a short timeline, lazy-loaded members, no presence,
-//! account data, typing or receipts), joins the configured rooms, hands incoming messages and
-//! reactions to a bounded channel, keeps undecryptable events until their keys arrive, and
+//! The running Matrix client the relay drives: restores the session, runs the sync loop
+//! ([`super::sync`]) with retries, joins the configured rooms, hands incoming messages and
+//! reactions to a bounded channel, retries undecryptable events when their keys arrive, and
 //! sends through the SDK's persistent send queue (retried across outages and restarts, never
 //! twice).
 
@@ -12,24 +11,20 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use log::{debug, error, info, warn};
 use matrix_sdk::config::SyncSettings;
-use matrix_sdk::event_handler::RawEvent;
-use matrix_sdk::ruma::api::client::filter::{
-    FilterDefinition, LazyLoadOptions, RoomEventFilter, RoomFilter,
-};
-use matrix_sdk::ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent;
 use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
-use matrix_sdk::ruma::events::{AnyMessageLikeEventContent, AnySyncMessageLikeEvent};
+use matrix_sdk::ruma::events::AnyMessageLikeEventContent;
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomOrAliasId, UserId};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomOrAliasId};
 use matrix_sdk::send_queue::RoomSendQueueUpdate;
 use matrix_sdk::{Client, Room, RoomState};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::content::{parse_event, Incoming};
+use super::content::Incoming;
 use super::credentials::MatrixPaths;
 use super::session::{self, RestoreError};
+use super::sync::{is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer};
 
 /// How the client behaves; [`MatrixOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -50,6 +45,13 @@ pub struct MatrixOptions {
     /// MMRelay's older `matrix.access_token` config (with `homeserver` and `bot_user_id`):
     /// turned into credentials.json once, when that file does not exist yet.
     pub legacy_token: Option<(String, String, String)>,
+    /// The sync token the relay saved with the last messages it accepted; the first sync
+    /// starts there (without one, from the SDK's own token).
+    pub since: Option<String>,
+    /// How far back the gap of a limited sync is filled.
+    pub backfill_max_age: Duration,
+    /// At most this many events fetched per room and gap.
+    pub backfill_max_events: usize,
 }
 
 impl MatrixOptions {
@@ -63,6 +65,9 @@ impl MatrixOptions {
             sync_timeout: Duration::from_secs(30),
             legacy_login: None,
             legacy_token: None,
+            since: None,
+            backfill_max_age: Duration::from_secs(600),
+            backfill_max_events: 500,
         }
     }
 }
@@ -78,6 +83,10 @@ pub enum MatrixEvent {
         transaction_id: String,
         event_id: String,
     },
+    /// Everything before this came from syncs up to `token` (a sync's `next_batch`): the relay
+    /// saves what it accepted together with the token, so that the next start resumes there.
+    /// Without a token: events delivered outside a sync (late keys), to be saved at once.
+    Synced { token: Option<String> },
 }
 
 /// The relay's handle on the running client.
@@ -87,43 +96,6 @@ pub struct MatrixHandle {
     send_lock: Arc<tokio::sync::Mutex<()>>,
     rooms: Arc<Vec<OwnedRoomId>>,
     user_id: OwnedUserId,
-}
-
-/// Everything the sync task needs to share with the event handlers.
-struct Shared {
-    rooms: HashSet<OwnedRoomId>,
-    tx: mpsc::Sender<MatrixEvent>,
-    /// Undecryptable events: (room, raw event, session id).
-    pending: Mutex<VecDeque<(OwnedRoomId, Raw<OriginalSyncRoomEncryptedEvent>, String)>>,
-    pending_cap: usize,
-}
-
-/// The sync filter: only `rooms`, a short timeline without the bot's own messages, lazy-loaded
-/// members, and nothing of presence, account data, typing or receipts.
-///
-/// Leaving out the bot's own messages matters on a busy mesh: the relay never acts on them, yet
-/// each echo woke the long-poll, cost a store transaction and filled the timeline limit (a
-/// burst of mesh messages could push a human's message out of the sync).
-pub fn sync_filter(rooms: &[OwnedRoomId], own: &UserId, timeline_limit: u32) -> FilterDefinition {
-    let mut f = FilterDefinition::default();
-    f.presence = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
-    f.account_data = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
-    let mut room = RoomFilter::default();
-    room.rooms = Some(rooms.to_vec());
-    room.include_leave = false;
-    room.account_data = RoomEventFilter::ignore_all();
-    room.ephemeral = RoomEventFilter::ignore_all();
-    let mut timeline = RoomEventFilter::default();
-    timeline.limit = Some(timeline_limit.into());
-    timeline.not_senders = vec![own.to_owned()];
-    room.timeline = timeline;
-    let mut state = RoomEventFilter::default();
-    state.lazy_load_options = LazyLoadOptions::Enabled {
-        include_redundant_members: false,
-    };
-    room.state = state;
-    f.room = room;
-    f
 }
 
 fn rss_kib() -> Option<u64> {
@@ -261,14 +233,6 @@ pub async fn start(
         pending_cap: opts.pending_undecrypted.max(1),
     });
 
-    // Messages, reactions and undecryptable events in the bridged rooms.
-    let s = shared.clone();
-    client.add_event_handler(
-        move |_ev: AnySyncMessageLikeEvent, room: Room, raw: RawEvent| {
-            let s = s.clone();
-            async move { on_timeline_event(&s, room, raw).await }
-        },
-    );
     // Invites: accepted for configured rooms only.
     let s = shared.clone();
     client.add_event_handler(
@@ -286,15 +250,25 @@ pub async fn start(
     let filter = sync_filter(&rooms, &own, opts.timeline_limit);
     let settings = SyncSettings::new()
         .filter(filter.into())
-        .timeout(opts.sync_timeout)
-        .ignore_timeout_on_first_sync(true)
         .set_presence(matrix_sdk::ruma::presence::PresenceState::Offline);
+    let backfill = Backfill {
+        max_age: opts.backfill_max_age,
+        max_events: opts.backfill_max_events,
+    };
+    let mut syncer = Syncer::new(
+        client.clone(),
+        settings.clone().timeout(Duration::ZERO),
+        opts.since.clone(),
+        shared.clone(),
+        backfill,
+    )
+    .await;
     // An unreachable homeserver at start (a router whose uplink comes up after it) is waited
     // for, with backoff; a refusal (token revoked, forbidden) stops mmrelay with the reason.
     let mut delay = Duration::from_secs(1);
     loop {
-        match client.sync_once(settings.clone()).await {
-            Ok(_) => break,
+        match syncer.once().await {
+            Ok(()) => break,
             Err(e) => {
                 let why = session::explain(&e, &restored.credentials.homeserver);
                 if e.client_api_error_kind().is_some() {
@@ -309,28 +283,19 @@ pub async fn start(
             }
         }
     }
+    syncer.set_settings(settings.timeout(opts.sync_timeout));
     if restored.new_store {
         info!("Encryption keys uploaded successfully");
     }
     for (rid, name) in rooms.iter().zip(&opts.rooms) {
-        let joined = client
-            .get_room(rid)
-            .is_some_and(|r| r.state() == RoomState::Joined);
-        if !joined {
+        if !is_joined(&client, rid) {
             info!("Joining room {name}");
             if let Err(e) = client.join_room_by_id(rid).await {
                 warn!("Could not join room {name}: {e} (invite the bot, or check the room id)");
             }
         }
     }
-    let joined = rooms
-        .iter()
-        .filter(|r| {
-            client
-                .get_room(r)
-                .is_some_and(|r| r.state() == RoomState::Joined)
-        })
-        .count();
+    let joined = rooms.iter().filter(|r| is_joined(&client, r)).count();
     info!(
         "Initial sync completed. Found {joined} rooms.{}",
         rss_kib()
@@ -430,57 +395,27 @@ pub async fn start(
         None => None,
     };
 
-    let c4 = client.clone();
     let homeserver = restored.credentials.homeserver.clone();
-    // Rooms seen in an earlier sync: a limited timeline there means skipped messages (for a
-    // room just joined it only means older history).
-    let seen_rooms: Arc<Mutex<HashSet<OwnedRoomId>>> = Arc::new(Mutex::new(
-        rooms
-            .iter()
-            .filter(|r| {
-                client
-                    .get_room(r)
-                    .is_some_and(|r| r.state() == RoomState::Joined)
-            })
-            .cloned()
-            .collect(),
-    ));
     let sync_task = tokio::spawn(async move {
-        let res = c4
-            .sync_with_result_callback(settings, |res| {
-                let homeserver = homeserver.clone();
-                let seen_rooms = seen_rooms.clone();
-                async move {
-                    if let Ok(resp) = &res {
-                        let mut seen = seen_rooms.lock().unwrap();
-                        for (room, r) in &resp.rooms.joined {
-                            let known = !seen.insert(room.clone());
-                            if r.timeline.limited && known {
-                                warn!(
-                                    "Matrix skipped older messages in {room} (more than the \
-                                     sync's timeline limit arrived at once); some may not be relayed"
-                                );
-                            }
-                        }
+        let mut delay = Duration::from_secs(5);
+        loop {
+            match syncer.once().await {
+                Ok(()) => delay = Duration::from_secs(5),
+                Err(e) => {
+                    use matrix_sdk::ruma::api::error::ErrorKind;
+                    if let Some(ErrorKind::UnknownToken(_)) = e.client_api_error_kind() {
+                        error!("The Matrix access token was revoked; run `mmrelay auth login`");
+                        break;
                     }
-                    if let Err(e) = &res {
-                        use matrix_sdk::ruma::api::error::ErrorKind;
-                        if let Some(ErrorKind::UnknownToken(_)) = e.client_api_error_kind() {
-                            error!("The Matrix access token was revoked; run `mmrelay auth login`");
-                            return Ok(matrix_sdk::LoopCtrl::Break);
-                        }
-                        warn!(
-                            "Matrix sync failed: {}; retrying",
-                            session::explain(e, &homeserver)
-                        );
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                    Ok(matrix_sdk::LoopCtrl::Continue)
+                    warn!(
+                        "Matrix sync failed: {}; retrying in {}s",
+                        session::explain(&e, &homeserver),
+                        delay.as_secs()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
                 }
-            })
-            .await;
-        if let Err(e) = res {
-            error!("Matrix sync stopped: {e}");
+            }
         }
         updates_task.abort();
         errors_task.abort();
@@ -499,110 +434,6 @@ pub async fn start(
         rx,
         sync_task,
     ))
-}
-
-async fn deliver(s: &Shared, room: &Room, mut incoming: Incoming) {
-    let sender = incoming.sender().to_string();
-    if let Ok(uid) = <&matrix_sdk::ruma::UserId>::try_from(sender.as_str()) {
-        if let Ok(Some(member)) = room.get_member_no_sync(uid).await {
-            incoming.set_sender_name(member.name().to_string());
-        }
-    }
-    if s.tx.send(MatrixEvent::Incoming(incoming)).await.is_err() {
-        debug!("Matrix events are no longer read");
-    }
-}
-
-async fn on_timeline_event(s: &Shared, room: Room, raw: RawEvent) {
-    if !s.rooms.contains(room.room_id()) {
-        return;
-    }
-    let Ok(json) = serde_json::from_str::<Value>(raw.0.get()) else {
-        return;
-    };
-    if json.get("type").and_then(Value::as_str) == Some("m.room.encrypted") {
-        // The SDK could not decrypt it: keep it until its key arrives.
-        let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("?");
-        let session_id = json
-            .pointer("/content/session_id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        warn!(
-            "Failed to decrypt event {event_id} in {}, requesting keys",
-            room.room_id()
-        );
-        let raw_enc: Raw<OriginalSyncRoomEncryptedEvent> = Raw::from_json(raw.0.clone());
-        let mut pending = s.pending.lock().unwrap();
-        if pending.len() >= s.pending_cap {
-            if let Some((_, old, _)) = pending.pop_front() {
-                let old_id = old
-                    .get_field::<String>("event_id")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                warn!(
-                    "Gave up waiting for the key of event {old_id} (too many undecryptable events)"
-                );
-            }
-        }
-        pending.push_back((room.room_id().to_owned(), raw_enc, session_id));
-        return;
-    }
-    let encrypted = room
-        .latest_encryption_state()
-        .await
-        .map(|s| s.is_encrypted())
-        .unwrap_or(false);
-    if let Some(incoming) = parse_event(room.room_id().as_str(), &json, encrypted) {
-        deliver(s, &room, incoming).await;
-    }
-}
-
-/// Which undecryptable events to try again.
-enum Retry {
-    /// Those of these megolm sessions (their keys just arrived).
-    Sessions(HashSet<String>),
-    /// All of this room (a history bundle was imported).
-    Room(OwnedRoomId),
-}
-
-async fn retry_pending(s: &Shared, client: &Client, which: &Retry) {
-    let ready: Vec<_> = {
-        let mut pending = s.pending.lock().unwrap();
-        let (ready, keep): (Vec<_>, Vec<_>) =
-            pending.drain(..).partition(|(room, _, sid)| match which {
-                Retry::Sessions(set) => set.contains(sid),
-                Retry::Room(r) => r == room,
-            });
-        pending.extend(keep);
-        ready
-    };
-    for (room_id, raw, sid) in ready {
-        let Some(room) = client.get_room(&room_id) else {
-            continue;
-        };
-        match room.decrypt_event(&raw, None).await {
-            Ok(ev) if !ev.kind.is_utd() => {
-                let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else {
-                    continue;
-                };
-                let event_id = json
-                    .get("event_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_string();
-                info!("Decrypted event {event_id} in {room_id} now that its key arrived");
-                if let Some(incoming) = parse_event(room_id.as_str(), &json, true) {
-                    deliver(s, &room, incoming).await;
-                }
-            }
-            _ => {
-                debug!("key for session {sid} arrived but the event still does not decrypt");
-                s.pending.lock().unwrap().push_back((room_id, raw, sid));
-            }
-        }
-    }
 }
 
 async fn on_invite(s: &Shared, ev: StrippedRoomMemberEvent, room: Room, client: Client) {

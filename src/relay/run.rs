@@ -26,6 +26,12 @@ const RECENT_IDS: usize = 256;
 /// the Matrix client).
 const PENDING_SENDS: usize = 1000;
 
+/// The Matrix sync token, saved with the messages from Matrix it follows.
+const SYNC_TOKEN: &str = "sync_token";
+/// A sync token that brought nothing to relay is saved at most this often (a restart from an
+/// older token only reads those syncs again).
+const TOKEN_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,6 +87,8 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         room_ids.push(dm.clone());
     }
     let mut mopts = MatrixOptions::new(room_ids.clone());
+    mopts.since = store.text(SYNC_TOKEN);
+    mopts.backfill_max_age = cfg.max_event_age;
     if let (Some(hs), Some(user), Some(pw)) = (&cfg.homeserver, &cfg.bot_user_id, &cfg.password) {
         mopts.legacy_login = Some(LoginParams {
             homeserver: hs.clone(),
@@ -97,6 +105,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     if !cfg.e2ee_enabled {
         info!("matrix.e2ee.enabled is false; mmrelay still encrypts and decrypts where a room is encrypted");
     }
+    let since_at_start = mopts.since.clone();
     let (mx, mut mx_events, mx_task) = mxclient::start(&mpaths, mopts).await?;
     let resolved: Vec<String> = mx.rooms().iter().map(|r| r.to_string()).collect();
     let rules = Rules {
@@ -141,6 +150,13 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         );
     }
     let mut inflight: Option<InFlight> = None;
+    // Messages for the mesh from the sync being read, saved with its token when it ends.
+    let mut mx_batch: Vec<OutItem> = Vec::new();
+    let mut saved_token = since_at_start;
+    let mut synced_token: Option<String> = None;
+    let mut token_saved_at = std::time::Instant::now();
+    // Ids (negative, never in the table) of messages that could not be saved.
+    let mut unsaved_id: i64 = 0;
     let mut n = Counters::default();
     let stop = crate::cli::radio::shutdown_signal();
     tokio::pin!(stop);
@@ -342,6 +358,39 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                         }
                     }
                 }
+                Some(MatrixEvent::Synced { token }) => {
+                    // What this sync brought is saved with its token in one transaction: after
+                    // a crash the next start resumes at the token, so nothing is skipped or sent
+                    // twice. A token alone is saved only now and then (flash).
+                    if let Some(t) = &token {
+                        synced_token = Some(t.clone());
+                    }
+                    let save_token = token.filter(|t| {
+                        saved_token.as_ref() != Some(t)
+                            && (!mx_batch.is_empty() || token_saved_at.elapsed() >= TOKEN_SAVE_INTERVAL)
+                    });
+                    if mx_batch.is_empty() && save_token.is_none() {
+                        continue;
+                    }
+                    let items = std::mem::take(&mut mx_batch);
+                    match store.outbox_push_with_text(&items, save_token.as_deref().map(|t| (SYNC_TOKEN, t))) {
+                        Ok(ids) => {
+                            outbox.extend(ids.into_iter().zip(items));
+                            if save_token.is_some() {
+                                saved_token = save_token;
+                                token_saved_at = std::time::Instant::now();
+                            }
+                        }
+                        Err(e) => {
+                            // Still sent in this run; only a restart before then would lose them.
+                            warn!("Could not save {} message(s) for the mesh: {e}", items.len());
+                            for item in items {
+                                unsaved_id -= 1;
+                                outbox.push_back((unsaved_id, item));
+                            }
+                        }
+                    }
+                }
                 Some(MatrixEvent::Incoming(ev)) => {
                     let (event_id, room_id) = match &ev {
                         crate::matrix::content::Incoming::Message(m) => (m.event_id.clone(), m.room_id.clone()),
@@ -349,7 +398,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     };
                     match rules.matrix_to_mesh(&ev, now_ms(), &|e| store.map_by_event(e)) {
                         Ok(out) => {
-                            if outbox.len() >= cfg.mesh_queue {
+                            if outbox.len() + mx_batch.len() >= cfg.mesh_queue {
                                 n.dropped_full += 1;
                                 warn!("The queue to the mesh is full ({} messages); dropped a message from {room_id} ({} dropped so far)", outbox.len(), n.dropped_full);
                                 continue;
@@ -362,10 +411,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                                 room_id: Some(room_id),
                                 packet_id: 0,
                             };
-                            match store.outbox_push(&item) {
-                                Ok(id) => outbox.push_back((id, item)),
-                                Err(e) => warn!("outbox: {e}"),
-                            }
+                            mx_batch.push(item);
                         }
                         Err(Skip::TooOld) => {
                             n.skipped_old += 1;
@@ -382,6 +428,12 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     notifier.stopping();
     if let Err(e) = store.set_state("last_rx_time", threshold) {
         warn!("saving relay state: {e}");
+    }
+    // Messages of a sync that did not finish are not saved: the next start reads it again.
+    if let Some(t) = synced_token.filter(|t| saved_token.as_ref() != Some(t)) {
+        if let Err(e) = store.outbox_push_with_text(&[], Some((SYNC_TOKEN, &t))) {
+            warn!("saving the Matrix sync token: {e}");
+        }
     }
     info!(
         "Shutting down: {} message(s) relayed to Matrix, {} to the mesh, {} dropped (queue full), {} skipped as old, {} duplicates; {} waiting for the radio",

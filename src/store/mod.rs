@@ -14,7 +14,7 @@ use crate::mesh::session::node_id;
 use crate::relay::rules::{MapEntry, Names};
 
 /// Schema version written in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Prune the message map after this many inserts.
 const PRUNE_EVERY: u32 = 50;
 
@@ -105,6 +105,16 @@ impl Store {
                  COMMIT;",
             )
             .map_err(|e| format!("{}: creating the tables failed: {e}", path.display()))?;
+        }
+        if version < 2 {
+            // Text values (the Matrix sync token), written with the outbox they belong to.
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS mmrelay_text (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(|e| format!("{}: upgrading the tables failed: {e}", path.display()))?;
         }
         Ok(Store {
             conn,
@@ -317,6 +327,44 @@ impl Store {
         }
     }
 
+    /// A text value of the relay's state (e.g. the Matrix sync token).
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.conn
+            .query_row("SELECT value FROM mmrelay_text WHERE key=?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// Appends `items` to the outbox and sets the text value `key` (if given) in one
+    /// transaction: either all of it is saved or none. Returns the items' ids.
+    pub fn outbox_push_with_text(
+        &mut self,
+        items: &[OutItem],
+        text: Option<(&str, &str)>,
+    ) -> Result<Vec<i64>, String> {
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut ids = Vec::with_capacity(items.len());
+        for item in items {
+            let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
+            tx.execute("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])
+                .map_err(err)?;
+            ids.push(tx.last_insert_rowid());
+        }
+        if let Some((key, value)) = text {
+            tx.execute(
+                "INSERT OR REPLACE INTO mmrelay_text (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        self.writes += 1;
+        Ok(ids)
+    }
+
     /// Appends to the outbox; returns the item's id.
     pub fn outbox_push(&mut self, item: &OutItem) -> Result<i64, String> {
         let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
@@ -473,6 +521,68 @@ mod tests {
         // Large ids round-trip (SQLite integers are signed).
         s.map_insert(&entry(0xfffffff0, "$big")).unwrap();
         assert_eq!(s.map_by_event("$big").unwrap().mesh_id, 0xfffffff0);
+    }
+
+    #[test]
+    fn outbox_items_and_sync_token_are_saved_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let mut s = Store::open(&path, 500).unwrap();
+        assert_eq!(s.text("sync_token"), None);
+        let item = |t: &str| OutItem {
+            channel: 0,
+            text: t.into(),
+            reply_id: 0,
+            event_id: Some(format!("${t}")),
+            room_id: Some("!r:x".into()),
+            packet_id: 0,
+        };
+        let ids = s
+            .outbox_push_with_text(&[item("a"), item("b")], Some(("sync_token", "s1")))
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0] < ids[1]);
+        // A token alone, and items alone.
+        s.outbox_push_with_text(&[], Some(("sync_token", "s2")))
+            .unwrap();
+        s.outbox_push_with_text(&[item("c")], None).unwrap();
+        // A failing item (the table is gone) saves neither the items nor the token.
+        s.conn
+            .execute_batch("ALTER TABLE mmrelay_outbox RENAME TO gone")
+            .unwrap();
+        assert!(s
+            .outbox_push_with_text(&[item("d")], Some(("sync_token", "s3")))
+            .is_err());
+        assert_eq!(s.text("sync_token").as_deref(), Some("s2"));
+        s.conn
+            .execute_batch("ALTER TABLE gone RENAME TO mmrelay_outbox")
+            .unwrap();
+        drop(s);
+        let s = Store::open(&path, 500).unwrap();
+        assert_eq!(s.text("sync_token").as_deref(), Some("s2"));
+        let texts: Vec<String> = s.outbox().into_iter().map(|(_, i)| i.text).collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        let mut s = Store::open(&path, 500).unwrap();
+        s.conn
+            .execute_batch("DROP TABLE mmrelay_text; PRAGMA user_version=1;")
+            .unwrap();
+        s.set_state("last_rx_time", 5).unwrap();
+        drop(s);
+        let mut s = Store::open(&path, 500).unwrap();
+        assert_eq!(s.state("last_rx_time"), Some(5));
+        s.outbox_push_with_text(&[], Some(("sync_token", "t")))
+            .unwrap();
+        let v: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]

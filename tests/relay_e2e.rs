@@ -432,6 +432,87 @@ async fn more_messages_than_a_sync_returns_while_stopped_all_reach_the_mesh() {
     assert!(status.success());
 }
 
+/// `matrix.e2ee.enabled: false`, as in MMRelay: encrypted rooms are not bridged (one warning
+/// naming the key), plain rooms are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let bot_id = login_bot_on(&hs.url, home.path()).await;
+    let mut human = Human::new(&unique("human")).await;
+    let enc = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    let plain = human
+        .create_room(false, std::slice::from_ref(&bot_id))
+        .await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix:\n  e2ee:\n    enabled: false\nmatrix_rooms:\n  - id: \"{enc}\"\n    meshtastic_channel: 0\n  - id: \"{plain}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: PlainNet\n  message_delay: 0.1\n"
+        ),
+    )
+    .unwrap();
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
+    human.wait_joined(&enc, &bot_id).await;
+    human.wait_joined(&plain, &bot_id).await;
+    let log = relay.log();
+    assert!(
+        log.contains(&format!(
+            "Room {enc} is encrypted, but matrix.e2ee.enabled is false"
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&format!("Room {plain} is encrypted")),
+        "{log}"
+    );
+
+    // Matrix to mesh: only the plain room's message.
+    human.send_text(&enc, "from the encrypted room").await;
+    human.send_text(&plain, "from the plain room").await;
+    let t0 = Instant::now();
+    while sim.received().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "nothing reached the mesh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let texts: Vec<String> = sim
+        .received()
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.decoded().unwrap().payload).to_string())
+        .collect();
+    assert_eq!(texts, ["human[M]: from the plain room"]);
+
+    // Mesh to Matrix: only into the plain room.
+    sim.inject_text(&SimText::broadcast(0x3333cccc, 0, "to both rooms?"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["room_id"], plain.as_str());
+    assert_eq!(v["content"]["meshtastic_text"], "to both rooms?");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while let Ok(v) = human.events.try_recv() {
+        assert_ne!(
+            v["room_id"],
+            enc.as_str(),
+            "sent into the encrypted room: {v}"
+        );
+    }
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
     let hs = synapse();

@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 use super::content::Incoming;
 use super::credentials::MatrixPaths;
 use super::session::{self, RestoreError};
-use super::sync::{is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer};
+use super::sync::{
+    is_joined, retry_pending, room_is_encrypted, sync_filter, Backfill, Retry, Shared, Syncer,
+};
 
 /// How the client behaves; [`MatrixOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct MatrixOptions {
     pub backfill_max_age: Duration,
     /// At most this many events fetched per room and gap.
     pub backfill_max_events: usize,
+    /// `matrix.e2ee.enabled`: when false, encrypted rooms are not bridged (as in MMRelay).
+    pub e2ee: bool,
 }
 
 impl MatrixOptions {
@@ -68,6 +72,7 @@ impl MatrixOptions {
             since: None,
             backfill_max_age: Duration::from_secs(600),
             backfill_max_events: 500,
+            e2ee: true,
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct MatrixHandle {
     send_lock: Arc<tokio::sync::Mutex<()>>,
     rooms: Arc<Vec<OwnedRoomId>>,
     user_id: OwnedUserId,
+    e2ee: bool,
+    blocked: Arc<Vec<OwnedRoomId>>,
 }
 
 fn rss_kib() -> Option<u64> {
@@ -143,6 +150,11 @@ impl MatrixHandle {
         &self.rooms
     }
 
+    /// Bridged rooms that are encrypted while `matrix.e2ee.enabled` is false (not bridged).
+    pub fn blocked_rooms(&self) -> &[OwnedRoomId] {
+        &self.blocked
+    }
+
     /// Queues an event for `room_id` in the persistent send queue; returns its transaction id.
     /// The event reaches the room even across outages and restarts, and only once.
     pub async fn send(
@@ -156,6 +168,11 @@ impl MatrixHandle {
             .client
             .get_room(rid)
             .ok_or_else(|| format!("not in room {room_id}"))?;
+        if !self.e2ee && room_is_encrypted(&self.client, room.room_id()).await {
+            return Err(format!(
+                "{room_id} is encrypted and matrix.e2ee.enabled is false; not sending"
+            ));
+        }
         let raw: Raw<AnyMessageLikeEventContent> = Raw::new(content)
             .map_err(|e| e.to_string())?
             .cast_unchecked();
@@ -231,6 +248,7 @@ pub async fn start(
         tx: tx.clone(),
         pending: Mutex::new(VecDeque::new()),
         pending_cap: opts.pending_undecrypted.max(1),
+        e2ee: opts.e2ee,
     });
 
     // Invites: accepted for configured rooms only.
@@ -296,6 +314,19 @@ pub async fn start(
         }
     }
     let joined = rooms.iter().filter(|r| is_joined(&client, r)).count();
+    // E2EE turned off: encrypted rooms are not bridged; say so once, naming the key.
+    let mut blocked = Vec::new();
+    if !opts.e2ee {
+        for (rid, name) in rooms.iter().zip(&opts.rooms) {
+            if room_is_encrypted(&client, rid).await {
+                warn!(
+                    "Room {name} is encrypted, but matrix.e2ee.enabled is false in config.yaml: \
+                     it is not bridged (set matrix.e2ee.enabled: true to bridge it)"
+                );
+                blocked.push(rid.clone());
+            }
+        }
+    }
     info!(
         "Initial sync completed. Found {joined} rooms.{}",
         rss_kib()
@@ -430,6 +461,8 @@ pub async fn start(
             send_lock: Arc::new(tokio::sync::Mutex::new(())),
             rooms: Arc::new(rooms),
             user_id,
+            e2ee: opts.e2ee,
+            blocked: Arc::new(blocked),
         },
         rx,
         sync_task,

@@ -17,7 +17,7 @@ use matrix_sdk::ruma::api::client::filter::{
 };
 use matrix_sdk::ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent;
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{uint, OwnedRoomId, UserId};
+use matrix_sdk::ruma::{uint, OwnedRoomId, RoomId, UserId};
 use matrix_sdk::store::{StateStoreDataKey, StateStoreDataValue};
 use matrix_sdk::{Client, Room, RoomState};
 use serde_json::Value;
@@ -61,6 +61,8 @@ pub(super) struct Shared {
     /// Undecryptable events: (room, raw event, session id).
     pub pending: Mutex<VecDeque<(OwnedRoomId, Raw<OriginalSyncRoomEncryptedEvent>, String)>>,
     pub pending_cap: usize,
+    /// `matrix.e2ee.enabled`: when false, nothing from encrypted rooms is relayed.
+    pub e2ee: bool,
 }
 
 /// How far back a gap is filled.
@@ -245,7 +247,16 @@ async fn on_timeline_event(s: &Shared, room: &Room, ev: &TimelineEvent) {
     let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else {
         return;
     };
-    if ev.kind.is_utd() || json.get("type").and_then(Value::as_str) == Some("m.room.encrypted") {
+    let utd =
+        ev.kind.is_utd() || json.get("type").and_then(Value::as_str) == Some("m.room.encrypted");
+    if !s.e2ee && (utd || room_is_encrypted(&room.client(), room.room_id()).await) {
+        debug!(
+            "not relaying an event of encrypted {} (matrix.e2ee.enabled is false)",
+            room.room_id()
+        );
+        return;
+    }
+    if utd {
         // The SDK could not decrypt it: keep it until its key arrives.
         let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("?");
         let session_id = json
@@ -343,4 +354,16 @@ pub(super) fn is_joined(client: &Client, room: &OwnedRoomId) -> bool {
     client
         .get_room(room)
         .is_some_and(|r| r.state() == RoomState::Joined)
+}
+
+/// Whether `room` is encrypted (asking the server if the store does not know).
+pub(super) async fn room_is_encrypted(client: &Client, room: &RoomId) -> bool {
+    match client.get_room(room) {
+        Some(r) => r
+            .latest_encryption_state()
+            .await
+            .map(|s| s.is_encrypted())
+            .unwrap_or(false),
+        None => false,
+    }
 }

@@ -102,9 +102,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     {
         mopts.legacy_token = Some((hs.clone(), user.clone(), token.clone()));
     }
-    if !cfg.e2ee_enabled {
-        info!("matrix.e2ee.enabled is false; mmrelay still encrypts and decrypts where a room is encrypted");
-    }
+    mopts.e2ee = cfg.e2ee_enabled;
     let since_at_start = mopts.since.clone();
     let (mx, mut mx_events, mx_task) = mxclient::start(&mpaths, mopts).await?;
     let resolved: Vec<String> = mx.rooms().iter().map(|r| r.to_string()).collect();
@@ -115,6 +113,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             .rooms
             .iter()
             .zip(&resolved)
+            .filter(|(_, id)| !mx.blocked_rooms().iter().any(|b| b.as_str() == id.as_str()))
             .map(|(r, id)| (id.clone(), r.channel))
             .collect(),
         dm_room: cfg

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::relay::Relay;
-use common::synapse::{login_bot_on, synapse, unique, Human};
+use common::synapse::{login_bot_on, register, synapse, unique, Human};
 use common::tcp_sim;
 use mmrelay::mesh::proto::PortNum;
 use mmrelay::mesh::transport::Endpoint;
@@ -507,6 +507,151 @@ async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
             "sent into the encrypted room: {v}"
         );
     }
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A home folder as MMRelay leaves it: a config.yaml with MMRelay's sections (plugins,
+/// health checks, logging and database options mmrelay does not use) and a credentials.json
+/// from a login made by another client (no E2EE store yet). mmrelay starts on it unchanged,
+/// warns once per key it ignores, and relays both ways in an encrypted room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mmrelay_home_folder_starts_mmrelay_unchanged() {
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let bot = unique("bot");
+    let _registered = register(&bot, "bot-pass").await;
+    let other = matrix_sdk::Client::builder()
+        .homeserver_url(&hs.url)
+        .build()
+        .await
+        .unwrap();
+    other
+        .matrix_auth()
+        .login_username(&bot, "bot-pass")
+        .send()
+        .await
+        .unwrap();
+    let session = other.matrix_auth().session().unwrap();
+    let bot_id = session.meta.user_id.clone();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("matrix")).unwrap();
+    std::fs::write(
+        home.path().join("matrix/credentials.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "homeserver": hs.url,
+            "user_id": bot_id.as_str(),
+            "access_token": session.tokens.access_token,
+            "device_id": session.meta.device_id.as_str(),
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut human = Human::new(&unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    let config = format!(
+        r#"matrix:
+  e2ee:
+    enabled: true
+  prefix_enabled: true
+  prefix_format: "[{{long}}/{{mesh}}]: "
+matrix_rooms:
+  - id: "{room}"
+    meshtastic_channel: 0
+meshtastic:
+  connection_type: tcp
+  host: 127.0.0.1
+  port: {port}
+  meshnet_name: Home Mesh
+  message_interactions:
+    reactions: false
+    replies: false
+  health_check:
+    enabled: true
+    heartbeat_interval: 60
+  broadcast_enabled: true
+  detection_sensor: true
+  message_delay: 2.0
+  timeout: 30
+  nodedb_refresh_interval: 15.0
+  prefix_enabled: true
+  prefix_format: "{{display5}}[M]: "
+logging:
+  level: info
+  log_to_file: false
+  color_enabled: true
+  debug:
+    matrix_nio: false
+    meshtastic: warning
+database:
+  path: {db}
+  enable_wal: true
+  busy_timeout_ms: 5000
+  msg_map:
+    msgs_to_keep: 500
+    wipe_on_restart: false
+plugins:
+  ping:
+    active: true
+  weather:
+    active: true
+    units: metric
+  nodes:
+    active: true
+community-plugins:
+  some_plugin:
+    active: false
+    repository: https://example.org/some_plugin.git
+custom-plugins:
+  mine:
+    active: false
+"#,
+        db = home.path().join("database/meshtastic.sqlite").display()
+    );
+    std::fs::write(home.path().join("config.yaml"), config).unwrap();
+
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
+    human.wait_joined(&room, &bot_id).await;
+    let log = relay.log();
+    for key in ["plugins", "community-plugins", "meshtastic.health_check"] {
+        assert!(
+            log.contains(&format!("'{key}' is not used by mmrelay; ignoring it")),
+            "no warning for {key}: {log}"
+        );
+    }
+    assert!(!log.contains("ERROR"), "{log}");
+
+    sim.inject_text(&SimText::broadcast(0x4444dddd, 0, "hello from the mesh"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["content"]["meshtastic_text"], "hello from the mesh");
+    assert_eq!(v["content"]["meshtastic_meshnet"], "Home Mesh");
+    human.send_text(&room, "hello from Matrix").await;
+    let t0 = Instant::now();
+    while sim.received().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "nothing reached the mesh:\n{}",
+            relay.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = &sim.received()[0];
+    assert_eq!(
+        String::from_utf8_lossy(&p.decoded().unwrap().payload),
+        "human[M]: hello from Matrix"
+    );
+    // The E2EE store was made for that login's device.
+    assert!(home.path().join("matrix/store").is_dir());
     let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
         .await
         .unwrap();

@@ -13,6 +13,7 @@ use common::synapse::{register, synapse, unique, Human};
 use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
 use mmrelay::matrix::content::{self, Incoming, MessageKind};
 use mmrelay::matrix::credentials::{Credentials, MatrixPaths};
+use mmrelay::matrix::sender::Outgoing;
 use mmrelay::matrix::session::{self, LoginParams};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -72,16 +73,30 @@ impl Bot {
             .expect("no incoming event for the bot")
     }
 
-    async fn sent(&mut self, txn: &str) -> String {
+    /// Queues an event (with a new transaction id); returns its id for [`Bot::sent`].
+    async fn send(&self, room: &str, event_type: &str, content: &serde_json::Value) -> i64 {
+        let id = fastrand::i64(1..i64::MAX);
+        self.handle
+            .sender()
+            .queue(Outgoing {
+                id,
+                room_id: room.to_string(),
+                txn_id: format!("test-{id}"),
+                event_type: event_type.to_string(),
+                content: content.to_string(),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn sent(&mut self, want: i64) -> String {
         let fut = async {
             loop {
-                if let MatrixEvent::Sent {
-                    transaction_id,
-                    event_id,
-                    ..
-                } = self.events.recv().await.expect("bot events ended")
+                if let MatrixEvent::Sent { id, event_id, .. } =
+                    self.events.recv().await.expect("bot events ended")
                 {
-                    if transaction_id == txn {
+                    if id == want {
                         return event_id;
                     }
                 }
@@ -152,12 +167,8 @@ async fn messages_both_ways_in_encrypted_and_plain_rooms_and_after_restart() {
             Some(&event_id),
             &mesh_fields(),
         );
-        let txn = bot
-            .handle
-            .send(room.as_str(), "m.room.message", &c)
-            .await
-            .unwrap();
-        let sent_id = bot.sent(&txn).await;
+        let txn = bot.send(room.as_str(), "m.room.message", &c).await;
+        let sent_id = bot.sent(txn).await;
         let v = human
             .next_from(&bot_id, |v| v["type"] == "m.room.message")
             .await;
@@ -210,12 +221,8 @@ async fn messages_both_ways_in_encrypted_and_plain_rooms_and_after_restart() {
 
         // The bot's reaction reaches the human.
         let c = content::reaction(&event_id, "\u{2705}", &Map::new());
-        let txn = bot
-            .handle
-            .send(room.as_str(), "m.reaction", &c)
-            .await
-            .unwrap();
-        bot.sent(&txn).await;
+        let txn = bot.send(room.as_str(), "m.reaction", &c).await;
+        bot.sent(txn).await;
         let v = human
             .next_from(&bot_id, |v| v["type"] == "m.reaction")
             .await;
@@ -241,12 +248,8 @@ async fn messages_both_ways_in_encrypted_and_plain_rooms_and_after_restart() {
         (id.as_str(), "after restart", true)
     );
     let c = content::message(MessageKind::Notice, "still encrypting", None, &Map::new());
-    let txn = bot
-        .handle
-        .send(enc_room.as_str(), "m.room.message", &c)
-        .await
-        .unwrap();
-    bot.sent(&txn).await;
+    let txn = bot.send(enc_room.as_str(), "m.room.message", &c).await;
+    bot.sent(txn).await;
     let v = human
         .next_from(&bot_id, |v| v["content"]["body"] == "still encrypting")
         .await;

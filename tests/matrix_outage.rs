@@ -1,5 +1,6 @@
-//! Durable sends: messages queued while the homeserver is down reach the room once it is back,
-//! also when mmrelay is restarted in between, and each arrives exactly once. This test has a
+//! Sending through outages: messages queued while the homeserver is down reach the room once it
+//! is back; a message queued again after a restart with its saved transaction id (as the relay
+//! does from its store) arrives once, also when the homeserver already had it. This test has a
 //! Synapse of its own, which it stops and starts.
 
 #![recursion_limit = "256"]
@@ -12,6 +13,7 @@ use common::synapse::{register_on, unique, Human, OwnSynapse};
 use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
 use mmrelay::matrix::content::{self, MessageKind};
 use mmrelay::matrix::credentials::MatrixPaths;
+use mmrelay::matrix::sender::Outgoing;
 use mmrelay::matrix::session::{self, LoginParams};
 use serde_json::Map;
 use tokio::sync::mpsc;
@@ -29,16 +31,22 @@ async fn start(
     client::start(paths, opts).await.expect("bot starts")
 }
 
-async fn sent(events: &mut mpsc::Receiver<MatrixEvent>, txn: &str) -> String {
+fn outgoing(id: i64, room: &str, body: &str) -> Outgoing {
+    let c = content::message(MessageKind::Text, body, None, &Map::new());
+    Outgoing {
+        id,
+        room_id: room.to_string(),
+        txn_id: format!("outage-test-{id}-{}", fastrand::u32(..)),
+        event_type: "m.room.message".into(),
+        content: c.to_string(),
+    }
+}
+
+async fn sent(events: &mut mpsc::Receiver<MatrixEvent>, want: i64) -> String {
     let fut = async {
         loop {
-            if let Some(MatrixEvent::Sent {
-                transaction_id,
-                event_id,
-                ..
-            }) = events.recv().await
-            {
-                if transaction_id == txn {
+            if let Some(MatrixEvent::Sent { id, event_id, .. }) = events.recv().await {
+                if id == want {
                     return event_id;
                 }
             }
@@ -73,7 +81,6 @@ async fn queued_sends_survive_outages_and_restarts_and_arrive_once() {
     let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
     let (handle, mut events, task) = start(&paths, room.as_str()).await;
     human.wait_joined(&room, &bot_id).await;
-    let say = |body: &str| content::message(MessageKind::Text, body, None, &Map::new());
 
     // Outage while running.
     let mut hs = blocking(move || {
@@ -82,36 +89,25 @@ async fn queued_sends_survive_outages_and_restarts_and_arrive_once() {
         hs
     })
     .await;
-    let txn1 = handle
-        .send(
-            room.as_str(),
-            "m.room.message",
-            &say("sent during outage 1"),
-        )
-        .await
-        .unwrap();
+    let m1 = outgoing(1, room.as_str(), "sent during outage 1");
+    let m1_txn = m1.txn_id.clone();
+    handle.sender().queue(m1).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     hs = blocking(move || {
         hs.restart();
         hs
     })
     .await;
-    sent(&mut events, &txn1).await;
+    let ev1 = sent(&mut events, 1).await;
 
-    // Outage across a restart of mmrelay.
+    // Outage across a restart of mmrelay: the message is queued again after the restart.
     hs = blocking(move || {
         hs.stop();
         hs
     })
     .await;
-    let txn2 = handle
-        .send(
-            room.as_str(),
-            "m.room.message",
-            &say("sent during outage 2"),
-        )
-        .await
-        .unwrap();
+    let m2 = outgoing(2, room.as_str(), "sent during outage 2");
+    handle.sender().queue(m2.clone()).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     handle.stop().await;
     task.abort();
@@ -124,12 +120,23 @@ async fn queued_sends_survive_outages_and_restarts_and_arrive_once() {
     })
     .await;
     let (handle, mut events, task) = start(&paths, room.as_str()).await;
-    sent(&mut events, &txn2).await;
-    let txn3 = handle
-        .send(room.as_str(), "m.room.message", &say("final"))
+    handle.sender().queue(m2).await.unwrap();
+    sent(&mut events, 2).await;
+    // The first message again, with its transaction id, as after a crash before its removal
+    // was saved: the homeserver answers with the event it has.
+    let m1_again = Outgoing {
+        id: 11,
+        txn_id: m1_txn,
+        ..outgoing(1, room.as_str(), "sent during outage 1")
+    };
+    handle.sender().queue(m1_again).await.unwrap();
+    assert_eq!(sent(&mut events, 11).await, ev1);
+    handle
+        .sender()
+        .queue(outgoing(3, room.as_str(), "final"))
         .await
         .unwrap();
-    sent(&mut events, &txn3).await;
+    sent(&mut events, 3).await;
 
     // The human sees each message once, in order.
     let mut bodies = Vec::new();

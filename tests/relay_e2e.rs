@@ -351,6 +351,82 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     assert!(status.success());
 }
 
+/// Mesh -> Matrix across a SIGKILL: every message the relay read from the radio reaches the
+/// room once, in order, after a restart, including those it had sent but not yet crossed off
+/// (they are sent again with their transaction ids, and the homeserver recognises them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_messages_survive_a_kill_and_arrive_once() {
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let bot_id = login_bot_on(&hs.url, home.path()).await;
+    let mut human = Human::new(&unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KillNet\n"
+        ),
+    )
+    .unwrap();
+    let h = home.path().to_path_buf();
+    let mut relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
+    human.wait_joined(&room, &bot_id).await;
+    let texts: Vec<String> = (0..30).map(|i| format!("mesh burst {i}")).collect();
+    for t in &texts {
+        sim.inject_text(&SimText::broadcast(0x5555eeee, 0, t));
+    }
+    // Killed as soon as it has read (and saved) all of them.
+    let t0 = Instant::now();
+    while relay.log().matches("queued for").count() < texts.len() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the relay did not read the burst:\n{}",
+            relay.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    relay.child.kill().unwrap();
+    relay.child.wait().unwrap();
+    drop(relay);
+
+    let h = home.path().to_path_buf();
+    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
+        .await
+        .unwrap();
+    let log = relay.log();
+    assert!(
+        log.contains("from the mesh still waiting for the homeserver"),
+        "nothing was left to send after the kill:\n{log}"
+    );
+    let mut got = Vec::new();
+    while got.len() < texts.len() {
+        let v = human
+            .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+            .await;
+        got.push(
+            v["content"]["meshtastic_text"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(got, texts, "each message once, in order");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Ok(v) = human.events.try_recv() {
+        assert_ne!(v["sender"], bot_id.as_str(), "a message arrived twice: {v}");
+    }
+    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Matrix messages sent while the relay is stopped reach the mesh after it starts, even more
 /// of them than one sync returns (its timeline limit is 50): the gap is fetched with
 /// `/messages`. Each arrives once, in order.

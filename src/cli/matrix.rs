@@ -60,7 +60,9 @@ pub async fn run(paths: &Paths, cmd: MatrixCommand) -> ExitCode {
                 Some(MatrixEvent::Incoming(Incoming::Reaction(r))) => {
                     println!("{} m.reaction {} ({}): {} on {}", r.room_id, r.sender, r.sender_name, r.key, r.relates_to)
                 }
-                Some(MatrixEvent::Sent { .. }) | Some(MatrixEvent::Synced { .. }) => {}
+                Some(MatrixEvent::Sent { .. })
+                | Some(MatrixEvent::SendFailed { .. })
+                | Some(MatrixEvent::Synced { .. }) => {}
             }
         }
     }

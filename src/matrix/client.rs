@@ -1,8 +1,7 @@
 //! The running Matrix client the relay drives: restores the session, runs the sync loop
 //! ([`super::sync`]) with retries, joins the configured rooms, hands incoming messages and
 //! reactions to a bounded channel, retries undecryptable events when their keys arrive, and
-//! sends through the SDK's persistent send queue (retried across outages and restarts, never
-//! twice).
+//! starts the sender ([`super::sender`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,17 +11,14 @@ use futures_util::StreamExt;
 use log::{debug, error, info, warn};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::events::room::member::StrippedRoomMemberEvent;
-use matrix_sdk::ruma::events::AnyMessageLikeEventContent;
-use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomOrAliasId};
-use matrix_sdk::send_queue::RoomSendQueueUpdate;
 use matrix_sdk::{Client, Room, RoomState};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::content::Incoming;
 use super::credentials::MatrixPaths;
+use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
 use super::sync::{
     is_joined, retry_pending, room_is_encrypted, sync_filter, Backfill, Retry, Shared, Syncer,
@@ -56,6 +52,8 @@ pub struct MatrixOptions {
     pub backfill_max_events: usize,
     /// `matrix.e2ee.enabled`: when false, encrypted rooms are not bridged (as in MMRelay).
     pub e2ee: bool,
+    /// Events the sender holds at most.
+    pub send_queue: usize,
 }
 
 impl MatrixOptions {
@@ -73,6 +71,7 @@ impl MatrixOptions {
             backfill_max_age: Duration::from_secs(600),
             backfill_max_events: 500,
             e2ee: true,
+            send_queue: 1000,
         }
     }
 }
@@ -82,12 +81,14 @@ impl MatrixOptions {
 pub enum MatrixEvent {
     /// A message or reaction in a bridged room (also the bot's own, marked by its sender).
     Incoming(Incoming),
-    /// A queued send reached the server.
+    /// A queued event (the caller's `id`) reached the homeserver.
     Sent {
+        id: i64,
         room_id: String,
-        transaction_id: String,
         event_id: String,
     },
+    /// The homeserver refused a queued event; it was dropped.
+    SendFailed { id: i64, reason: String },
     /// Everything before this came from syncs up to `token` (a sync's `next_batch`): the relay
     /// saves what it accepted together with the token, so that the next start resumes there.
     /// Without a token: events delivered outside a sync (late keys), to be saved at once.
@@ -98,10 +99,10 @@ pub enum MatrixEvent {
 #[derive(Clone)]
 pub struct MatrixHandle {
     client: Client,
-    send_lock: Arc<tokio::sync::Mutex<()>>,
+    sender: Sender,
+    sender_task: Arc<JoinHandle<()>>,
     rooms: Arc<Vec<OwnedRoomId>>,
     user_id: OwnedUserId,
-    e2ee: bool,
     blocked: Arc<Vec<OwnedRoomId>>,
 }
 
@@ -155,53 +156,14 @@ impl MatrixHandle {
         &self.blocked
     }
 
-    /// Queues an event for `room_id` in the persistent send queue; returns its transaction id.
-    /// The event reaches the room even across outages and restarts, and only once.
-    pub async fn send(
-        &self,
-        room_id: &str,
-        event_type: &str,
-        content: &Value,
-    ) -> Result<String, String> {
-        let rid = <&RoomId>::try_from(room_id).map_err(|e| format!("room id {room_id}: {e}"))?;
-        let room = self
-            .client
-            .get_room(rid)
-            .ok_or_else(|| format!("not in room {room_id}"))?;
-        if !self.e2ee && room_is_encrypted(&self.client, room.room_id()).await {
-            return Err(format!(
-                "{room_id} is encrypted and matrix.e2ee.enabled is false; not sending"
-            ));
-        }
-        let raw: Raw<AnyMessageLikeEventContent> = Raw::new(content)
-            .map_err(|e| e.to_string())?
-            .cast_unchecked();
-        // The SDK announces the transaction id of a queued event as a local echo; sends are
-        // serialised so that the echo read back is this one.
-        let _guard = self.send_lock.lock().await;
-        let queue = room.send_queue();
-        let (_, mut updates) = queue
-            .subscribe()
-            .await
-            .map_err(|e| format!("cannot queue an event for {room_id}: {e}"))?;
-        queue
-            .send_raw(raw, event_type.to_string())
-            .await
-            .map_err(|e| format!("cannot queue an event for {room_id}: {e}"))?;
-        loop {
-            match updates.try_recv() {
-                Ok(RoomSendQueueUpdate::NewLocalEvent(echo)) => {
-                    return Ok(echo.transaction_id.to_string())
-                }
-                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
-                Err(e) => return Err(format!("queued for {room_id}, but its id is unknown: {e}")),
-            }
-        }
+    /// Where events to send go (in order, retried until the homeserver answers).
+    pub fn sender(&self) -> &Sender {
+        &self.sender
     }
 
-    /// Stops sending (what is queued stays queued for the next start).
+    /// Stops sending; what the sender still held is the caller's to keep.
     pub async fn stop(&self) {
-        self.client.send_queue().set_enabled(false).await;
+        self.sender_task.abort();
     }
 }
 
@@ -334,61 +296,8 @@ pub async fn start(
             .unwrap_or_default()
     );
 
-    // Durable sends: resume what a previous run queued, report what reaches the server, and
-    // turn the queue back on after an outage.
-    let sq = client.send_queue();
-    sq.set_enabled(true).await;
-    sq.respawn_tasks_for_rooms_with_unsent_requests().await;
-    let mut updates = sq.subscribe();
-    let tx_sent = tx.clone();
-    let updates_task = tokio::spawn(async move {
-        loop {
-            match updates.recv().await {
-                Ok(u) => {
-                    if let RoomSendQueueUpdate::SentEvent {
-                        transaction_id,
-                        event_id,
-                    } = u.update
-                    {
-                        let ev = MatrixEvent::Sent {
-                            room_id: u.room_id.to_string(),
-                            transaction_id: transaction_id.to_string(),
-                            event_id: event_id.to_string(),
-                        };
-                        if tx_sent.send(ev).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    warn!("missed {n} send-queue updates")
-                }
-                Err(_) => return,
-            }
-        }
-    });
-    let mut errors = sq.subscribe_errors();
-    let c2 = client.clone();
-    let errors_task = tokio::spawn(async move {
-        let mut delay = Duration::from_secs(1);
-        loop {
-            match errors.recv().await {
-                Ok(e) => {
-                    warn!(
-                        "Sending to {} failed: {}; retrying in {}s",
-                        e.room_id,
-                        e.error,
-                        delay.as_secs()
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                    c2.send_queue().set_enabled(true).await;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return,
-            }
-        }
-    });
+    let (sender, sender_task) =
+        sender::spawn(client.clone(), opts.send_queue, opts.e2ee, tx.clone());
 
     // Late room keys: retry the undecryptable events they unlock.
     let keys_task = match client.encryption().room_keys_received_stream().await {
@@ -448,8 +357,6 @@ pub async fn start(
                 }
             }
         }
-        updates_task.abort();
-        errors_task.abort();
         for t in [keys_task, history_task].into_iter().flatten() {
             t.abort();
         }
@@ -458,10 +365,10 @@ pub async fn start(
     Ok((
         MatrixHandle {
             client,
-            send_lock: Arc::new(tokio::sync::Mutex::new(())),
+            sender,
+            sender_task: Arc::new(sender_task),
             rooms: Arc::new(rooms),
             user_id,
-            e2ee: opts.e2ee,
             blocked: Arc::new(blocked),
         },
         rx,

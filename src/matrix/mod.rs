@@ -1,10 +1,12 @@
 //! The Matrix side: MMRelay-compatible credentials and E2EE store ([`credentials`]), the
 //! session (login, cross-signing, restore: [`session`]), status and logout ([`account`]), and
-//! the running client that the relay drives ([`client`]) with its sync loop ([`sync`]).
+//! the running client that the relay drives ([`client`]) with its sync loop ([`sync`]) and
+//! sender ([`sender`]).
 
 pub mod account;
 pub mod client;
 pub mod content;
 pub mod credentials;
+pub mod sender;
 pub mod session;
 pub mod sync;

@@ -14,7 +14,7 @@ use crate::mesh::session::node_id;
 use crate::relay::rules::{MapEntry, Names};
 
 /// Schema version written in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Prune the message map after this many inserts.
 const PRUNE_EVERY: u32 = 50;
 
@@ -30,6 +30,56 @@ pub struct OutItem {
     /// The packet id used for it, once one was chosen (0 before), so that a resend after a
     /// crash carries the same id.
     pub packet_id: u32,
+}
+
+/// A message waiting for the homeserver (mesh -> Matrix), with the transaction id used for
+/// every try, so that the homeserver recognises a resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatrixOutItem {
+    pub room_id: String,
+    pub txn_id: String,
+    pub event_type: String,
+    /// The event content, as JSON.
+    pub content: String,
+    /// The mesh packet it came from, and its text (for the message map).
+    pub mesh_id: u32,
+    pub text: String,
+}
+
+/// What the relay changed since its last save, written in one transaction by [`Store::save`]
+/// (one WAL commit, whatever it holds).
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// New messages for the radio.
+    pub to_mesh: Vec<OutItem>,
+    /// New messages for the homeserver.
+    pub to_matrix: Vec<MatrixOutItem>,
+    /// Messages the homeserver has (ids from an earlier save).
+    pub to_matrix_done: Vec<i64>,
+    /// Message map entries.
+    pub maps: Vec<MapEntry>,
+    /// Integer state values.
+    pub ints: Vec<(&'static str, i64)>,
+    /// A text state value.
+    pub text: Option<(&'static str, String)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.to_mesh.is_empty()
+            && self.to_matrix.is_empty()
+            && self.to_matrix_done.is_empty()
+            && self.maps.is_empty()
+            && self.ints.is_empty()
+            && self.text.is_none()
+    }
+}
+
+/// The ids given to what [`Store::save`] added.
+#[derive(Debug, Default)]
+pub struct Saved {
+    pub to_mesh: Vec<i64>,
+    pub to_matrix: Vec<i64>,
 }
 
 pub struct Store {
@@ -112,6 +162,21 @@ impl Store {
                 "BEGIN;
                  CREATE TABLE IF NOT EXISTS mmrelay_text (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                  PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(|e| format!("{}: upgrading the tables failed: {e}", path.display()))?;
+        }
+        if version < 3 {
+            // Messages for Matrix kept until the homeserver has them; and both outboxes without
+            // AUTOINCREMENT (it costs a write of sqlite_sequence with every message).
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS mmrelay_to_matrix (id INTEGER PRIMARY KEY, item BLOB NOT NULL);
+                 CREATE TABLE mmrelay_outbox_v3 (id INTEGER PRIMARY KEY, item BLOB NOT NULL);
+                 INSERT INTO mmrelay_outbox_v3 (id, item) SELECT id, item FROM mmrelay_outbox;
+                 DROP TABLE mmrelay_outbox;
+                 ALTER TABLE mmrelay_outbox_v3 RENAME TO mmrelay_outbox;
+                 PRAGMA user_version = 3;
                  COMMIT;",
             )
             .map_err(|e| format!("{}: upgrading the tables failed: {e}", path.display()))?;
@@ -310,23 +375,6 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::map_insert`] and [`Store::set_state`] in one transaction (one WAL commit).
-    pub fn map_insert_with_state(
-        &mut self,
-        e: &MapEntry,
-        key: &str,
-        value: i64,
-    ) -> Result<(), String> {
-        self.conn.execute_batch("BEGIN").map_err(err)?;
-        match self.set_state(key, value).and_then(|()| self.map_insert(e)) {
-            Ok(()) => self.conn.execute_batch("COMMIT").map_err(err),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
-    }
-
     /// A text value of the relay's state (e.g. the Matrix sync token).
     pub fn text(&self, key: &str) -> Option<String> {
         self.conn
@@ -338,31 +386,89 @@ impl Store {
             .flatten()
     }
 
-    /// Appends `items` to the outbox and sets the text value `key` (if given) in one
-    /// transaction: either all of it is saved or none. Returns the items' ids.
-    pub fn outbox_push_with_text(
-        &mut self,
-        items: &[OutItem],
-        text: Option<(&str, &str)>,
-    ) -> Result<Vec<i64>, String> {
-        let tx = self.conn.transaction().map_err(err)?;
-        let mut ids = Vec::with_capacity(items.len());
-        for item in items {
+    /// Writes `c` in one transaction: all of it or (on an error) none of it.
+    pub fn save(&mut self, c: &Changes) -> Result<Saved, String> {
+        if c.is_empty() {
+            return Ok(Saved::default());
+        }
+        self.conn.execute_batch("BEGIN").map_err(err)?;
+        let writes = self.writes;
+        match self.save_in_transaction(c) {
+            Ok(saved) => {
+                self.conn.execute_batch("COMMIT").map_err(err)?;
+                self.writes = writes + 1;
+                Ok(saved)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.writes = writes;
+                Err(e)
+            }
+        }
+    }
+
+    fn save_in_transaction(&mut self, c: &Changes) -> Result<Saved, String> {
+        let mut saved = Saved::default();
+        for item in &c.to_mesh {
             let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
-            tx.execute("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])
+            self.conn
+                .execute("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])
                 .map_err(err)?;
-            ids.push(tx.last_insert_rowid());
+            saved.to_mesh.push(self.conn.last_insert_rowid());
         }
-        if let Some((key, value)) = text {
-            tx.execute(
-                "INSERT OR REPLACE INTO mmrelay_text (key, value) VALUES (?1, ?2)",
-                params![key, value],
-            )
-            .map_err(err)?;
+        for id in &c.to_matrix_done {
+            self.conn
+                .execute("DELETE FROM mmrelay_to_matrix WHERE id=?1", [id])
+                .map_err(err)?;
         }
-        tx.commit().map_err(err)?;
-        self.writes += 1;
-        Ok(ids)
+        for item in &c.to_matrix {
+            let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
+            self.conn
+                .execute("INSERT INTO mmrelay_to_matrix (item) VALUES (?1)", [blob])
+                .map_err(err)?;
+            saved.to_matrix.push(self.conn.last_insert_rowid());
+        }
+        for e in &c.maps {
+            self.map_insert(e)?;
+        }
+        for (key, value) in &c.ints {
+            self.set_state(key, *value)?;
+        }
+        if let Some((key, value)) = &c.text {
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO mmrelay_text (key, value) VALUES (?1, ?2)",
+                    params![key, value],
+                )
+                .map_err(err)?;
+        }
+        Ok(saved)
+    }
+
+    /// Messages for the homeserver not yet known to be there, oldest first.
+    pub fn to_matrix(&self) -> Vec<(i64, MatrixOutItem)> {
+        self.blobs("SELECT id, item FROM mmrelay_to_matrix ORDER BY id")
+    }
+
+    fn blobs<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Vec<(i64, T)> {
+        let mut stmt = match self.conn.prepare(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("reading the queued messages failed: {e}");
+                return Vec::new();
+            }
+        };
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)));
+        let mut out = Vec::new();
+        if let Ok(rows) = rows {
+            for (id, blob) in rows.flatten() {
+                match postcard::from_bytes(&blob) {
+                    Ok(item) => out.push((id, item)),
+                    Err(e) => log::warn!("dropping unreadable queued message {id}: {e}"),
+                }
+            }
+        }
+        out
     }
 
     /// Appends to the outbox; returns the item's id.
@@ -377,27 +483,7 @@ impl Store {
 
     /// Everything in the outbox, oldest first (unreadable records are dropped with a warning).
     pub fn outbox(&self) -> Vec<(i64, OutItem)> {
-        let mut stmt = match self
-            .conn
-            .prepare("SELECT id, item FROM mmrelay_outbox ORDER BY id")
-        {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("reading the outbox failed: {e}");
-                return Vec::new();
-            }
-        };
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)));
-        let mut out = Vec::new();
-        if let Ok(rows) = rows {
-            for (id, blob) in rows.flatten() {
-                match postcard::from_bytes(&blob) {
-                    Ok(item) => out.push((id, item)),
-                    Err(e) => log::warn!("dropping unreadable outbox record {id}: {e}"),
-                }
-            }
-        }
-        out
+        self.blobs("SELECT id, item FROM mmrelay_outbox ORDER BY id")
     }
 
     pub fn outbox_len(&self) -> usize {
@@ -406,19 +492,6 @@ impl Store {
                 r.get::<_, i64>(0)
             })
             .unwrap_or(0) as usize
-    }
-
-    /// Records the packet id chosen for an outbox item.
-    pub fn outbox_update(&mut self, id: i64, item: &OutItem) -> Result<(), String> {
-        let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
-        self.conn
-            .execute(
-                "UPDATE mmrelay_outbox SET item=?2 WHERE id=?1",
-                params![id, blob],
-            )
-            .map_err(err)?;
-        self.writes += 1;
-        Ok(())
     }
 
     pub fn outbox_delete(&mut self, id: i64) -> Result<(), String> {
@@ -455,19 +528,6 @@ mod tests {
         assert_ne!(before, i64::from(PAGE_SIZE));
         drop(Store::open(&old, 10).unwrap());
         assert_eq!(page_size(&old), before);
-    }
-
-    #[test]
-    fn map_entry_and_state_are_saved_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let mut s = Store::open(&path, 10).unwrap();
-        s.map_insert_with_state(&entry(7, "$e7"), "last_rx_time", 1234)
-            .unwrap();
-        drop(s);
-        let s = Store::open(&path, 10).unwrap();
-        assert_eq!(s.state("last_rx_time"), Some(1234));
-        assert_eq!(s.map_by_mesh(7).unwrap().event_id, "$e7");
     }
 
     fn entry(id: u32, ev: &str) -> MapEntry {
@@ -523,8 +583,19 @@ mod tests {
         assert_eq!(s.map_by_event("$big").unwrap().mesh_id, 0xfffffff0);
     }
 
+    fn mx_item(t: &str) -> MatrixOutItem {
+        MatrixOutItem {
+            room_id: "!r:x".into(),
+            txn_id: format!("txn-{t}"),
+            event_type: "m.room.message".into(),
+            content: format!("{{\"body\":\"{t}\"}}"),
+            mesh_id: 7,
+            text: t.into(),
+        }
+    }
+
     #[test]
-    fn outbox_items_and_sync_token_are_saved_together() {
+    fn changes_are_saved_together_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.sqlite");
         let mut s = Store::open(&path, 500).unwrap();
@@ -537,31 +608,57 @@ mod tests {
             room_id: Some("!r:x".into()),
             packet_id: 0,
         };
-        let ids = s
-            .outbox_push_with_text(&[item("a"), item("b")], Some(("sync_token", "s1")))
+        let saved = s
+            .save(&Changes {
+                to_mesh: vec![item("a"), item("b")],
+                to_matrix: vec![mx_item("m1"), mx_item("m2")],
+                text: Some(("sync_token", "s1".into())),
+                ..Default::default()
+            })
             .unwrap();
-        assert_eq!(ids.len(), 2);
-        assert!(ids[0] < ids[1]);
-        // A token alone, and items alone.
-        s.outbox_push_with_text(&[], Some(("sync_token", "s2")))
-            .unwrap();
-        s.outbox_push_with_text(&[item("c")], None).unwrap();
-        // A failing item (the table is gone) saves neither the items nor the token.
+        assert_eq!(saved.to_mesh.len(), 2);
+        assert!(saved.to_mesh[0] < saved.to_mesh[1]);
+        assert_eq!(saved.to_matrix.len(), 2);
+        let w = s.writes();
+        s.save(&Changes::default()).unwrap();
+        assert_eq!(s.writes(), w, "nothing to save, nothing written");
+        // The first Matrix message is done; its map entry and the state come with a new one.
+        s.save(&Changes {
+            to_matrix: vec![mx_item("m3")],
+            to_matrix_done: vec![saved.to_matrix[0]],
+            maps: vec![entry(7, "$m1")],
+            ints: vec![("last_rx_time", 99)],
+            text: Some(("sync_token", "s2".into())),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.writes(), w + 1, "one commit");
+        // A failing part saves nothing of the rest.
         s.conn
             .execute_batch("ALTER TABLE mmrelay_outbox RENAME TO gone")
             .unwrap();
         assert!(s
-            .outbox_push_with_text(&[item("d")], Some(("sync_token", "s3")))
+            .save(&Changes {
+                to_mesh: vec![item("d")],
+                to_matrix_done: vec![saved.to_matrix[1]],
+                ints: vec![("last_rx_time", 100)],
+                text: Some(("sync_token", "s3".into())),
+                ..Default::default()
+            })
             .is_err());
-        assert_eq!(s.text("sync_token").as_deref(), Some("s2"));
         s.conn
             .execute_batch("ALTER TABLE gone RENAME TO mmrelay_outbox")
             .unwrap();
         drop(s);
         let s = Store::open(&path, 500).unwrap();
         assert_eq!(s.text("sync_token").as_deref(), Some("s2"));
+        assert_eq!(s.state("last_rx_time"), Some(99));
+        assert_eq!(s.map_by_mesh(7).map(|e| e.event_id).as_deref(), Some("$m1"));
         let texts: Vec<String> = s.outbox().into_iter().map(|(_, i)| i.text).collect();
-        assert_eq!(texts, ["a", "b", "c"]);
+        assert_eq!(texts, ["a", "b"]);
+        let mx: Vec<String> = s.to_matrix().into_iter().map(|(_, i)| i.text).collect();
+        assert_eq!(mx, ["m2", "m3"]);
+        assert_eq!(s.to_matrix()[0].1, mx_item("m2"));
     }
 
     #[test]
@@ -570,14 +667,37 @@ mod tests {
         let path = dir.path().join("m.sqlite");
         let mut s = Store::open(&path, 500).unwrap();
         s.conn
-            .execute_batch("DROP TABLE mmrelay_text; PRAGMA user_version=1;")
+            .execute_batch(
+                "DROP TABLE mmrelay_text; DROP TABLE mmrelay_to_matrix; DROP TABLE mmrelay_outbox;
+                 CREATE TABLE mmrelay_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL);
+                 PRAGMA user_version=1;",
+            )
             .unwrap();
         s.set_state("last_rx_time", 5).unwrap();
+        let kept = s
+            .outbox_push(&OutItem {
+                channel: 1,
+                text: "kept".into(),
+                reply_id: 0,
+                event_id: None,
+                room_id: None,
+                packet_id: 3,
+            })
+            .unwrap();
         drop(s);
         let mut s = Store::open(&path, 500).unwrap();
         assert_eq!(s.state("last_rx_time"), Some(5));
-        s.outbox_push_with_text(&[], Some(("sync_token", "t")))
-            .unwrap();
+        let out = s.outbox();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0, out[0].1.text.as_str()), (kept, "kept"));
+        s.save(&Changes {
+            text: Some(("sync_token", "t".into())),
+            to_matrix: vec![mx_item("x")],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.text("sync_token").as_deref(), Some("t"));
+        assert_eq!(s.to_matrix().len(), 1);
         let v: i64 = s
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -617,15 +737,6 @@ mod tests {
             vec![a, b]
         );
         assert_eq!(items[0].1, item);
-        s.outbox_update(
-            b,
-            &OutItem {
-                packet_id: 77,
-                ..items[1].1.clone()
-            },
-        )
-        .unwrap();
-        assert_eq!(s.outbox()[1].1.packet_id, 77);
         s.outbox_delete(a).unwrap();
         assert_eq!(s.outbox_len(), 1);
         assert_eq!(s.state("last_rx_time"), Some(1234));

@@ -140,7 +140,7 @@ async fn radio_commands_use_the_config_file_and_explain_problems() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains("config.yaml: meshtastic.connection_type 'ble' is not supported"),
+        err.contains("config.yaml line 2: meshtastic.connection_type: 'ble' is not supported"),
         "{err}"
     );
 

@@ -51,10 +51,10 @@ pub enum AuthCommand {
 
 /// The Matrix paths for this home, honouring `matrix.e2ee.store_path` in the config.
 pub fn matrix_paths(paths: &Paths) -> MatrixPaths {
-    let store = crate::config::Config::load(&paths.config)
+    let store = crate::config::read_text(&paths.config)
         .ok()
-        .and_then(|c| c.matrix.e2ee.store_path)
-        .map(|s| crate::config::expand_home(&s));
+        .and_then(|t| crate::config::relay::store_path(&t, &crate::config::process_env).ok())
+        .flatten();
     MatrixPaths::new(&paths.home, store.as_deref())
 }
 

@@ -23,8 +23,12 @@ pub enum MatrixCommand {
 pub async fn run(paths: &Paths, cmd: MatrixCommand) -> ExitCode {
     let MatrixCommand::Listen { rooms } = cmd;
     let rooms = if rooms.is_empty() {
-        match crate::config::Config::load(&paths.config) {
-            Ok(c) => c.matrix_rooms.into_iter().map(|r| r.id).collect(),
+        let rooms = crate::config::read_text(&paths.config).and_then(|t| {
+            crate::config::relay::matrix_rooms(&t, &crate::config::process_env)
+                .map_err(|p| crate::config::relay::format_problems(&paths.config, &p))
+        });
+        match rooms {
+            Ok(rooms) => rooms.into_iter().map(|r| r.id).collect(),
             Err(e) => {
                 eprintln!("error: {e}\n(or name the rooms with --room)");
                 return ExitCode::FAILURE;

@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use tokio::sync::mpsc;
 
 use super::Paths;
-use crate::config::Config;
 use crate::mesh::display::describe_packet;
 use crate::mesh::link::{self, LinkEvent, LinkHandle, LinkOptions};
 use crate::mesh::proto::BROADCAST;
@@ -64,10 +63,14 @@ fn endpoint(paths: &Paths, target: &Target) -> Result<Endpoint, String> {
     if let Some(t) = &target.tcp {
         return Endpoint::parse_tcp(t).map_err(|e| format!("--tcp: {e}"));
     }
-    let cfg = Config::load(&paths.config)
-        .map_err(|e| format!("{e}\n(or name the radio with --serial PATH or --tcp HOST[:PORT])"))?;
-    cfg.endpoint()
-        .map_err(|e| format!("{}: {e}", paths.config.display()))
+    let hint = "(or name the radio with --serial PATH or --tcp HOST[:PORT])";
+    let text = crate::config::read_text(&paths.config).map_err(|e| format!("{e}\n{hint}"))?;
+    crate::config::relay::radio_endpoint(&text, &crate::config::process_env).map_err(|p| {
+        format!(
+            "{}\n{hint}",
+            crate::config::relay::format_problems(&paths.config, &p)
+        )
+    })
 }
 
 pub async fn run(paths: &Paths, cmd: RadioCommand) -> ExitCode {

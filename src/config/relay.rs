@@ -320,6 +320,102 @@ fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+impl<'t> Reader<'t> {
+    /// Parses `text` and applies the environment overrides; also lists the keys mmrelay does
+    /// not use.
+    fn new(
+        text: &'t str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Reader<'t>, Vec<String>), Vec<Problem>> {
+        let root: Value = if text.trim().is_empty() {
+            Value::Mapping(Mapping::new())
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| {
+                vec![Problem {
+                    line: e.location().map(|l| l.line()),
+                    key: "(syntax)".into(),
+                    message: format!("not valid YAML: {e}"),
+                }]
+            })?
+        };
+        if !root.is_mapping() {
+            return Err(vec![Problem {
+                line: Some(1),
+                key: "(top)".into(),
+                message: "the config must be a mapping of keys (matrix:, meshtastic:, ...)".into(),
+            }]);
+        }
+        let mut ignored = Vec::new();
+        walk_unknown(&root, "", &mut ignored);
+        let mut r = Reader {
+            text,
+            root,
+            problems: Vec::new(),
+            from_env: Vec::new(),
+        };
+        for (var, key) in ENV_OVERRIDES {
+            if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                set(&mut r.root, key, Value::String(v));
+                r.from_env.push((var, key));
+            }
+        }
+        Ok((r, ignored))
+    }
+
+    /// `value` if nothing was wrong, else the problems.
+    fn done<T>(self, value: T) -> Result<T, Vec<Problem>> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.problems)
+        }
+    }
+}
+
+/// Only the radio's connection (`meshtastic.connection_type` and its keys): what the `radio`
+/// commands need, whatever the rest of the file holds.
+pub fn radio_endpoint(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Endpoint, Vec<Problem>> {
+    let (mut r, _) = Reader::new(text, env)?;
+    let endpoint = read_endpoint(&mut r);
+    r.done(endpoint).map(|e| e.expect("no problems"))
+}
+
+/// Only the bridged rooms (`matrix_rooms`).
+pub fn matrix_rooms(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<RoomRoute>, Vec<Problem>> {
+    let (mut r, _) = Reader::new(text, env)?;
+    let rooms = read_rooms(&mut r);
+    r.done(rooms)
+}
+
+/// Only `matrix.e2ee.store_path` (or MMRelay's older `matrix.encryption.store_path`).
+pub fn store_path(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<PathBuf>, Vec<Problem>> {
+    let (mut r, _) = Reader::new(text, env)?;
+    let (_, path) = read_e2ee(&mut r);
+    r.done(path)
+}
+
+fn read_e2ee(r: &mut Reader<'_>) -> (bool, Option<PathBuf>) {
+    let key = if r.value("matrix.e2ee").is_some() {
+        "matrix.e2ee"
+    } else {
+        "matrix.encryption"
+    };
+    let enabled = r.boolean(&format!("{key}.enabled"), true);
+    let path = r
+        .string(&format!("{key}.store_path"))
+        .map(|s| super::expand_home(&s));
+    (enabled, path)
+}
+
 /// Reads the config text. `home` resolves the default database path; `env` gives the
 /// environment (a function so tests need not touch the process environment).
 pub fn load_relay_config(
@@ -327,159 +423,17 @@ pub fn load_relay_config(
     home: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, Vec<Problem>> {
-    let root: Value = if text.trim().is_empty() {
-        Value::Mapping(Mapping::new())
-    } else {
-        serde_yaml_ng::from_str(text).map_err(|e| {
-            vec![Problem {
-                line: e.location().map(|l| l.line()),
-                key: "(syntax)".into(),
-                message: format!("not valid YAML: {e}"),
-            }]
-        })?
-    };
-    if !root.is_mapping() {
-        return Err(vec![Problem {
-            line: Some(1),
-            key: "(top)".into(),
-            message: "the config must be a mapping of keys (matrix:, meshtastic:, ...)".into(),
-        }]);
-    }
-    let mut ignored = Vec::new();
-    walk_unknown(&root, "", &mut ignored);
-    let mut r = Reader {
-        text,
-        root,
-        problems: Vec::new(),
-        from_env: Vec::new(),
-    };
-    for (var, key) in ENV_OVERRIDES {
-        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
-            set(&mut r.root, key, Value::String(v));
-            r.from_env.push((var, key));
-        }
-    }
-
+    let (mut r, ignored) = Reader::new(text, env)?;
     let homeserver = r.string("matrix.homeserver");
     let bot_user_id = r.string("matrix.bot_user_id");
     let password = r.string("matrix.password");
     let access_token = r.string("matrix.access_token");
-    let e2ee_key = if r.value("matrix.e2ee").is_some() {
-        "matrix.e2ee"
-    } else {
-        "matrix.encryption"
-    };
-    let e2ee_enabled = r.boolean(&format!("{e2ee_key}.enabled"), true);
-    let store_path = r
-        .string(&format!("{e2ee_key}.store_path"))
-        .map(|s| super::expand_home(&s));
+    let (e2ee_enabled, store_path) = read_e2ee(&mut r);
     let matrix_prefix = template(&mut r, "matrix", DEFAULT_MATRIX_PREFIX, MATRIX_PREFIX_VARS);
 
-    let mut rooms = Vec::new();
-    match r.value("matrix_rooms").cloned() {
-        None => r.problem(
-            "matrix_rooms",
-            "is missing: list the rooms to bridge, each with `id` and `meshtastic_channel`".into(),
-        ),
-        Some(Value::Sequence(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                let key = format!("matrix_rooms[{i}]");
-                let id = item
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .map(str::trim)
-                    .unwrap_or("");
-                let valid = (id.starts_with('!') && id.len() > 1)
-                    || (id.starts_with('#') && id.contains(':'));
-                if !valid {
-                    r.problem(
-                        &format!("{key}.id"),
-                        format!(
-                            "{} is not a room id (!room:server) or alias (#room:server)",
-                            show(item.get("id").unwrap_or(&Value::Null))
-                        ),
-                    );
-                    continue;
-                }
-                let ch = item.get("meshtastic_channel");
-                match ch.and_then(Value::as_u64) {
-                    Some(c) if c < 8 => rooms.push(RoomRoute {
-                        id: id.to_string(),
-                        channel: c as u32,
-                    }),
-                    _ => r.problem(
-                        &format!("{key}.meshtastic_channel"),
-                        format!(
-                            "{} is not allowed: a channel index from 0 to 7",
-                            show(ch.unwrap_or(&Value::Null))
-                        ),
-                    ),
-                }
-            }
-        }
-        Some(other) => r.problem(
-            "matrix_rooms",
-            format!("{} is not a list of rooms", show(&other)),
-        ),
-    }
+    let rooms = read_rooms(&mut r);
 
-    let kind = r
-        .string("meshtastic.connection_type")
-        .map(|s| s.trim().to_lowercase());
-    let endpoint = match kind.as_deref() {
-        Some("serial") => match r.string("meshtastic.serial_port") {
-            Some(p) if !p.trim().is_empty() => Some(Endpoint::Serial(PathBuf::from(p.trim()))),
-            _ => {
-                r.problem(
-                    "meshtastic.serial_port",
-                    "is missing: the radio's device, for example /dev/ttyUSB0 or /dev/ttyACM0"
-                        .into(),
-                );
-                None
-            }
-        },
-        Some("tcp") | Some("network") => {
-            let port = r.number(
-                "meshtastic.port",
-                DEFAULT_TCP_PORT as f64,
-                1.0,
-                65535.0,
-                "a TCP port",
-            ) as u16;
-            match r.string("meshtastic.host") {
-                Some(h) if !h.trim().is_empty() => Some(Endpoint::Tcp {
-                    host: h.trim().to_string(),
-                    port,
-                }),
-                _ => {
-                    r.problem("meshtastic.host", "is missing: the radio's address".into());
-                    None
-                }
-            }
-        }
-        Some("ble") => {
-            r.problem(
-                "meshtastic.connection_type",
-                "'ble' is not supported by mmrelay: connect the radio by USB (serial) or over the network (tcp)".into(),
-            );
-            None
-        }
-        Some(other) => {
-            let other = other.to_string();
-            r.problem(
-                "meshtastic.connection_type",
-                format!("'{other}' is not allowed: use serial or tcp"),
-            );
-            None
-        }
-        None => {
-            r.problem(
-                "meshtastic.connection_type",
-                "is missing: set it to serial or tcp".into(),
-            );
-            None
-        }
-    };
+    let endpoint = read_endpoint(&mut r);
     let meshnet_name = r.string("meshtastic.meshnet_name").unwrap_or_default();
     if meshnet_name.trim().is_empty() {
         r.problem(
@@ -543,9 +497,7 @@ pub fn load_relay_config(
         "seconds",
     );
 
-    if !r.problems.is_empty() {
-        return Err(r.problems);
-    }
+    r.done(())?;
     Ok(Loaded {
         config: RelayConfig {
             homeserver,
@@ -573,6 +525,117 @@ pub fn load_relay_config(
         },
         ignored,
     })
+}
+
+fn read_rooms(r: &mut Reader<'_>) -> Vec<RoomRoute> {
+    let mut rooms = Vec::new();
+    match r.value("matrix_rooms").cloned() {
+        None => r.problem(
+            "matrix_rooms",
+            "is missing: list the rooms to bridge, each with `id` and `meshtastic_channel`".into(),
+        ),
+        Some(Value::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let key = format!("matrix_rooms[{i}]");
+                let id = item
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .unwrap_or("");
+                let valid = (id.starts_with('!') && id.len() > 1)
+                    || (id.starts_with('#') && id.contains(':'));
+                if !valid {
+                    r.problem(
+                        &format!("{key}.id"),
+                        format!(
+                            "{} is not a room id (!room:server) or alias (#room:server)",
+                            show(item.get("id").unwrap_or(&Value::Null))
+                        ),
+                    );
+                    continue;
+                }
+                let ch = item.get("meshtastic_channel");
+                match ch.and_then(Value::as_u64) {
+                    Some(c) if c < 8 => rooms.push(RoomRoute {
+                        id: id.to_string(),
+                        channel: c as u32,
+                    }),
+                    _ => r.problem(
+                        &format!("{key}.meshtastic_channel"),
+                        format!(
+                            "{} is not allowed: a channel index from 0 to 7",
+                            show(ch.unwrap_or(&Value::Null))
+                        ),
+                    ),
+                }
+            }
+        }
+        Some(other) => r.problem(
+            "matrix_rooms",
+            format!("{} is not a list of rooms", show(&other)),
+        ),
+    }
+    rooms
+}
+
+fn read_endpoint(r: &mut Reader<'_>) -> Option<Endpoint> {
+    let kind = r
+        .string("meshtastic.connection_type")
+        .map(|s| s.trim().to_lowercase());
+    match kind.as_deref() {
+        Some("serial") => match r.string("meshtastic.serial_port") {
+            Some(p) if !p.trim().is_empty() => Some(Endpoint::Serial(PathBuf::from(p.trim()))),
+            _ => {
+                r.problem(
+                    "meshtastic.serial_port",
+                    "is missing: the radio's device, for example /dev/ttyUSB0 or /dev/ttyACM0"
+                        .into(),
+                );
+                None
+            }
+        },
+        Some("tcp") | Some("network") => {
+            let port = r.number(
+                "meshtastic.port",
+                DEFAULT_TCP_PORT as f64,
+                1.0,
+                65535.0,
+                "a TCP port",
+            ) as u16;
+            match r.string("meshtastic.host") {
+                Some(h) if !h.trim().is_empty() => Some(Endpoint::Tcp {
+                    host: h.trim().to_string(),
+                    port,
+                }),
+                _ => {
+                    r.problem("meshtastic.host", "is missing: the radio's address".into());
+                    None
+                }
+            }
+        }
+        Some("ble") => {
+            r.problem(
+                "meshtastic.connection_type",
+                "'ble' is not supported by mmrelay: connect the radio by USB (serial) or over the network (tcp)".into(),
+            );
+            None
+        }
+        Some(other) => {
+            let other = other.to_string();
+            r.problem(
+                "meshtastic.connection_type",
+                format!("'{other}' is not allowed: use serial or tcp"),
+            );
+            None
+        }
+        None => {
+            r.problem(
+                "meshtastic.connection_type",
+                "is missing: set it to serial or tcp".into(),
+            );
+            None
+        }
+    }
 }
 
 /// `SECTION.prefix_enabled` and `SECTION.prefix_format`: the template in use, or `None`.

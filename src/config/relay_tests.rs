@@ -151,3 +151,61 @@ fn environment_overrides_win_and_are_named_in_errors() {
         p
     );
 }
+
+#[test]
+fn commands_read_only_the_part_they_need() {
+    // A file with only the radio: the radio commands work, the relay does not.
+    let radio_only = "meshtastic:\n  connection_type: serial\n  serial_port: /dev/ttyACM0\n";
+    assert_eq!(
+        radio_endpoint(radio_only, &no_env),
+        Ok(Endpoint::Serial("/dev/ttyACM0".into()))
+    );
+    assert!(load_relay_config(radio_only, Path::new("/h"), &no_env).is_err());
+    assert_eq!(
+        radio_endpoint(
+            "meshtastic:\n  connection_type: tcp\n  host: r\n  port: 4000\n",
+            &no_env
+        ),
+        Ok(Endpoint::Tcp {
+            host: "r".into(),
+            port: 4000
+        })
+    );
+    let env = |k: &str| (k == "MMRELAY_MESHTASTIC_HOST").then(|| "10.1.2.3".to_string());
+    assert_eq!(
+        radio_endpoint("meshtastic:\n  connection_type: network\n", &env),
+        Ok(Endpoint::Tcp {
+            host: "10.1.2.3".into(),
+            port: 4403
+        })
+    );
+    let rooms = matrix_rooms(GOOD, &no_env).unwrap();
+    assert_eq!(rooms.len(), 2);
+    assert_eq!(rooms[0].id, "!abc:example.org");
+    assert_eq!(store_path(GOOD, &no_env), Ok(None));
+    assert_eq!(
+        store_path(
+            "matrix:\n  encryption:\n    store_path: /srv/store\n",
+            &no_env
+        ),
+        Ok(Some(PathBuf::from("/srv/store")))
+    );
+}
+
+#[test]
+fn radio_settings_problems_name_key_and_line() {
+    let e = |y: &str| {
+        let p = radio_endpoint(y, &no_env).unwrap_err();
+        format_problems(Path::new("/c.yaml"), &p)
+    };
+    assert!(e("meshtastic:\n  connection_type: ble\n").contains("not supported"));
+    assert!(e("meshtastic:\n  connection_type: serial\n").contains("serial_port"));
+    assert!(e("meshtastic:\n  connection_type: tcp\n").contains("meshtastic.host"));
+    assert!(e("meshtastic:\n  connection_type: lora\n").contains("'lora' is not allowed"));
+    assert!(e("matrix: {}\n").contains("connection_type"));
+    let bad = e("meshtastic:\n  connection_type: tcp\n  host: h\n  port: seventy\n");
+    assert!(
+        bad.contains("meshtastic.port") && bad.contains("line 4") && bad.contains("seventy"),
+        "{bad}"
+    );
+}

@@ -47,15 +47,9 @@ fn now_ms() -> u64 {
 
 /// Reads and checks the config; logs one warning per ignored key.
 pub fn load_config(file: &Path, home: &Path) -> Result<RelayConfig, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
-            "{}: not found; create it with `mmrelay config generate`, or pass --config",
-            file.display()
-        ),
-        _ => format!("{}: cannot read: {e}", file.display()),
-    })?;
-    let env = |k: &str| std::env::var(k).ok();
-    let loaded = load_relay_config(&text, home, &env).map_err(|p| format_problems(file, &p))?;
+    let text = crate::config::read_text(file)?;
+    let loaded = load_relay_config(&text, home, &crate::config::process_env)
+        .map_err(|p| format_problems(file, &p))?;
     for key in &loaded.ignored {
         warn!(
             "{}: '{key}' is not used by mmrelay; ignoring it",

@@ -1,0 +1,386 @@
+//! The relay's state between events and what each event does to it: the rules applied, the
+//! messages saved (see [`super::run`] for what is saved when) and queued on.
+
+use std::collections::{HashMap, VecDeque};
+
+use log::{debug, info, warn};
+use tokio::time::Instant;
+
+use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
+use super::run::{now_ms, DEFER, LAST_RX_TIME, PENDING_SENDS, RECENT_IDS, SYNC_TOKEN};
+use crate::matrix::client::MatrixHandle;
+use crate::matrix::sender::Outgoing;
+use crate::mesh::proto::{text, PortNum};
+use crate::mesh::session::node_id;
+use crate::store::{Changes, MatrixOutItem, OutItem, Store};
+
+/// Counters an operator reads in the log at shutdown.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) to_matrix: u64,
+    pub(super) to_mesh: u64,
+    pub(super) dropped_full: u64,
+    pub(super) refused: u64,
+    pub(super) skipped_old: u64,
+    pub(super) duplicates: u64,
+}
+
+/// Writes that can wait (see the module doc): saved with the next write that cannot, or when
+/// `due`.
+#[derive(Default)]
+pub(super) struct Deferred {
+    pub(super) done: Vec<i64>,
+    pub(super) maps: Vec<MapEntry>,
+    pub(super) last_rx_time: Option<i64>,
+    pub(super) token: Option<String>,
+    pub(super) due: Option<Instant>,
+}
+
+impl Deferred {
+    pub(super) fn arm(&mut self) {
+        self.due.get_or_insert_with(|| Instant::now() + DEFER);
+    }
+}
+
+/// The relay's state between events.
+pub(super) struct Relay {
+    pub(super) store: Store,
+    pub(super) rules: Rules,
+    pub(super) mx: MatrixHandle,
+    pub(super) meshnet: String,
+    pub(super) mesh_queue: usize,
+    pub(super) interactions: bool,
+    /// Packets older than this were relayed before (or predate the very first start).
+    pub(super) threshold: i64,
+    pub(super) recent: VecDeque<u32>,
+    pub(super) my_node: u32,
+    /// Matrix -> mesh, saved, not yet taken by the radio.
+    pub(super) outbox: VecDeque<(i64, OutItem)>,
+    /// Matrix -> mesh from the sync being read, saved with its token when it ends.
+    pub(super) from_sync: Vec<OutItem>,
+    /// Mesh -> Matrix, saved, not yet on the homeserver.
+    pub(super) to_matrix: HashMap<i64, MatrixOutItem>,
+    pub(super) deferred: Deferred,
+    pub(super) saved_token: Option<String>,
+    /// Ids (negative, never in the tables) of messages that could not be saved.
+    pub(super) unsaved_id: i64,
+    pub(super) n: Counters,
+}
+
+impl Relay {
+    /// Saves `c` with whatever bookkeeping waits (`all`: all of it; else only the removal of
+    /// sent messages, which shares the pages of `c`). On an error the bookkeeping is kept for
+    /// the next try and the caller gets the error.
+    pub(super) fn save(
+        &mut self,
+        mut c: Changes,
+        all: bool,
+    ) -> Result<crate::store::Saved, String> {
+        let d = &mut self.deferred;
+        c.to_matrix_done = std::mem::take(&mut d.done);
+        let mut token = None;
+        if all {
+            c.maps = std::mem::take(&mut d.maps);
+            if let Some(t) = d.last_rx_time.take() {
+                c.ints.push((LAST_RX_TIME, t));
+            }
+            if c.text.is_none() {
+                token = d.token.take();
+                c.text = token.clone().map(|t| (SYNC_TOKEN, t));
+            }
+            d.due = None;
+        }
+        match self.store.save(&c) {
+            Ok(saved) => {
+                if let Some((_, t)) = c.text {
+                    self.saved_token = Some(t);
+                }
+                Ok(saved)
+            }
+            Err(e) => {
+                let d = &mut self.deferred;
+                d.done.extend(c.to_matrix_done);
+                d.maps.extend(c.maps);
+                if let Some((_, t)) = c.ints.iter().find(|(k, _)| *k == LAST_RX_TIME) {
+                    d.last_rx_time.get_or_insert(*t);
+                }
+                if token.is_some() {
+                    d.token = d.token.take().or(token);
+                }
+                d.arm();
+                Err(e)
+            }
+        }
+    }
+
+    fn map_by_mesh(&self, id: u32) -> Option<MapEntry> {
+        let d = self.deferred.maps.iter().rev().find(|e| e.mesh_id == id);
+        d.cloned().or_else(|| self.store.map_by_mesh(id))
+    }
+
+    fn map_by_event(&self, ev: &str) -> Option<MapEntry> {
+        let d = self.deferred.maps.iter().rev().find(|e| e.event_id == ev);
+        d.cloned().or_else(|| self.store.map_by_event(ev))
+    }
+
+    fn next_unsaved_id(&mut self) -> i64 {
+        self.unsaved_id -= 1;
+        self.unsaved_id
+    }
+
+    /// A packet from the radio.
+    pub(super) fn on_packet(&mut self, p: &crate::mesh::proto::MeshPacket) {
+        let Some(d) = p.decoded() else { return };
+        let port = d.portnum;
+        if port != PortNum::TextMessageApp as i32 && port != PortNum::DetectionSensorApp as i32 {
+            return;
+        }
+        debug!(
+            "packet {:#010x} from {} on channel {}",
+            p.id,
+            node_id(p.from),
+            p.channel
+        );
+        if self.recent.contains(&p.id) {
+            self.n.duplicates += 1;
+            return;
+        }
+        if self.recent.len() == RECENT_IDS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(p.id);
+        if p.rx_time != 0 && (p.rx_time as i64) < self.threshold {
+            self.n.skipped_old += 1;
+            debug!(
+                "skipping packet {:#010x} from before the last relayed one",
+                p.id
+            );
+            return;
+        }
+        let m = MeshText {
+            id: p.id,
+            from: p.from,
+            to: p.to,
+            channel: p.channel,
+            portnum: port,
+            text: text(&d.payload).into_owned(),
+            reply_id: d.reply_id,
+            emoji: d.emoji != 0,
+        };
+        let names = self
+            .store
+            .names(p.from)
+            .unwrap_or_else(|| Names::unknown(p.from));
+        let out = match self
+            .rules
+            .mesh_to_matrix(&m, &names, self.my_node, &|id| self.map_by_mesh(id))
+        {
+            Ok(out) => out,
+            Err(Skip::OwnNode) | Err(Skip::NotMapped) | Err(Skip::PortNotRelayed) => return,
+            Err(skip) => {
+                debug!(
+                    "not relaying packet {:#010x} from {}: {skip:?}",
+                    p.id,
+                    node_id(p.from)
+                );
+                return;
+            }
+        };
+        let mut items = Vec::new();
+        for o in out {
+            if self.to_matrix.len() + items.len() >= PENDING_SENDS {
+                self.n.dropped_full += 1;
+                warn!(
+                    "{} messages wait for the homeserver; dropped one from {} ({} dropped so far)",
+                    self.to_matrix.len(),
+                    node_id(p.from),
+                    self.n.dropped_full
+                );
+                continue;
+            }
+            items.push(MatrixOutItem {
+                room_id: o.room_id,
+                txn_id: format!("mmrelay-{:016x}", fastrand::u64(..)),
+                event_type: "m.room.message".into(),
+                content: o.content.to_string(),
+                mesh_id: m.id,
+                text: o.text,
+            });
+        }
+        if items.is_empty() {
+            return;
+        }
+        if p.rx_time != 0 && (p.rx_time as i64) > self.threshold {
+            self.threshold = p.rx_time as i64;
+            self.deferred.last_rx_time = Some(self.threshold);
+            self.deferred.arm();
+        }
+        let ids = match self.save(
+            Changes {
+                to_matrix: items.clone(),
+                ..Default::default()
+            },
+            false,
+        ) {
+            Ok(saved) => saved.to_matrix,
+            Err(e) => {
+                warn!(
+                    "Could not save a message for Matrix: {e} (it is sent, but would be lost \
+                     if mmrelay stopped first)"
+                );
+                items.iter().map(|_| self.next_unsaved_id()).collect()
+            }
+        };
+        for (id, item) in ids.into_iter().zip(items) {
+            self.queue_to_matrix(id, item);
+        }
+    }
+
+    pub(super) fn queue_to_matrix(&mut self, id: i64, item: MatrixOutItem) {
+        let o = Outgoing {
+            id,
+            room_id: item.room_id.clone(),
+            txn_id: item.txn_id.clone(),
+            event_type: item.event_type.clone(),
+            content: item.content.clone(),
+        };
+        match self.mx.sender().try_queue(o) {
+            Ok(()) => {
+                debug!("packet {:#010x} queued for {}", item.mesh_id, item.room_id);
+                self.to_matrix.insert(id, item);
+            }
+            // Cannot happen (the relay counts what it queued); kept for the next start.
+            Err(_) => warn!("The Matrix sender is full; message kept for the next start"),
+        }
+    }
+
+    /// The homeserver has (or refused) a message for Matrix.
+    pub(super) fn on_sent(&mut self, id: i64, event_id: Option<String>) {
+        let Some(item) = self.to_matrix.remove(&id) else {
+            return;
+        };
+        self.deferred.done.push(id);
+        self.deferred.arm();
+        match event_id {
+            Some(event_id) => {
+                self.n.to_matrix += 1;
+                if self.interactions {
+                    self.deferred.maps.push(MapEntry {
+                        mesh_id: item.mesh_id,
+                        event_id,
+                        room_id: item.room_id,
+                        text: item.text,
+                        meshnet: self.meshnet.clone(),
+                    });
+                }
+            }
+            None => self.n.refused += 1,
+        }
+    }
+
+    /// A message or reaction from Matrix.
+    pub(super) fn on_incoming(&mut self, ev: &crate::matrix::content::Incoming) {
+        let (event_id, room_id) = match ev {
+            crate::matrix::content::Incoming::Message(m) => (&m.event_id, &m.room_id),
+            crate::matrix::content::Incoming::Reaction(r) => (&r.event_id, &r.room_id),
+        };
+        match self
+            .rules
+            .matrix_to_mesh(ev, now_ms(), &|e| self.map_by_event(e))
+        {
+            Ok(out) => {
+                if self.outbox.len() + self.from_sync.len() >= self.mesh_queue {
+                    self.n.dropped_full += 1;
+                    warn!(
+                        "The queue to the mesh is full ({} messages); dropped a message from \
+                         {room_id} ({} dropped so far)",
+                        self.outbox.len(),
+                        self.n.dropped_full
+                    );
+                    return;
+                }
+                // The packet id is chosen now and saved with the message, so a resend after a
+                // crash carries the same id and the mesh drops the repeat.
+                self.from_sync.push(OutItem {
+                    channel: out.channel,
+                    text: out.text,
+                    reply_id: out.reply_id,
+                    event_id: Some(event_id.clone()),
+                    room_id: Some(room_id.clone()),
+                    packet_id: crate::mesh::session::random_packet_id(),
+                });
+            }
+            Err(Skip::TooOld) => {
+                self.n.skipped_old += 1;
+                info!(
+                    "Not sending an old Matrix message to the mesh ({} skipped so far)",
+                    self.n.skipped_old
+                );
+            }
+            Err(Skip::OwnUser) | Err(Skip::OwnMeshnet) | Err(Skip::NotMapped) => {}
+            Err(skip) => debug!("not relaying {event_id} to the mesh: {skip:?}"),
+        }
+    }
+
+    /// A sync ended (`token`), or late-decrypted events were delivered (`None`): what it
+    /// brought for the mesh is saved with its token, so that after a crash the next start
+    /// resumes at the token and nothing is skipped or sent twice. A token that brought nothing
+    /// waits (a restart from an older one only reads those syncs again).
+    pub(super) fn on_synced(&mut self, token: Option<String>) {
+        let token = token.filter(|t| self.saved_token.as_ref() != Some(t));
+        if self.from_sync.is_empty() {
+            if let Some(t) = token {
+                self.deferred.token = Some(t);
+                self.deferred.arm();
+            }
+            return;
+        }
+        let items = std::mem::take(&mut self.from_sync);
+        let maps: Vec<MapEntry> = if self.interactions {
+            items
+                .iter()
+                .filter_map(|i| {
+                    Some(MapEntry {
+                        mesh_id: i.packet_id,
+                        event_id: i.event_id.clone()?,
+                        room_id: i.room_id.clone()?,
+                        text: i.text.clone(),
+                        meshnet: self.meshnet.clone(),
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if token.is_some() {
+            self.deferred.token = None;
+        }
+        let c = Changes {
+            to_mesh: items.clone(),
+            maps,
+            text: token.map(|t| (SYNC_TOKEN, t)),
+            ..Default::default()
+        };
+        match self.save(c, false) {
+            Ok(saved) => self.outbox.extend(saved.to_mesh.into_iter().zip(items)),
+            Err(e) => {
+                // Still sent in this run; only a restart before then would lose them.
+                warn!(
+                    "Could not save {} message(s) for the mesh: {e}",
+                    items.len()
+                );
+                for item in items {
+                    let id = self.next_unsaved_id();
+                    self.outbox.push_back((id, item));
+                }
+            }
+        }
+    }
+
+    /// Saves all bookkeeping now.
+    pub(super) fn flush(&mut self) {
+        if let Err(e) = self.save(Changes::default(), true) {
+            warn!("Saving the relay's state failed: {e}; will retry");
+        }
+    }
+}

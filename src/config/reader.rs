@@ -127,6 +127,7 @@ impl Reader<'_> {
     }
 }
 
+/// Adds to `out` each key under `v` (at `prefix`) that mmrelay does not use.
 fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
     match v {
         Value::Mapping(m) => {

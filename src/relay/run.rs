@@ -3,8 +3,9 @@
 //! Matrix -> mesh messages (with the sync token they came with) leave the outbox when the radio
 //! has taken them; mesh -> Matrix messages (with their transaction id) when the homeserver has
 //! them. Bookkeeping that loses nothing if a crash skips it (sent messages' removal, the message
-//! map, the last packet time, a sync token that brought nothing) waits for the next write or a
-//! minute, to spare the flash. Every queue is bounded; a full one drops with a counted warning.
+//! map, the last packet time) waits for the next write or a minute, and a sync token that
+//! brought nothing for the next write or the shutdown, to spare the flash. Every queue is
+//! bounded; a full one drops with a counted warning.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;

@@ -325,13 +325,14 @@ impl Relay {
     /// A sync ended (`token`), or late-decrypted events were delivered (`None`): what it
     /// brought for the mesh is saved with its token, so that after a crash the next start
     /// resumes at the token and nothing is skipped or sent twice. A token that brought nothing
-    /// waits (a restart from an older one only reads those syncs again).
+    /// is not worth a write of its own (a busy homeserver moves it every long-poll): it joins
+    /// the next write, or is saved at shutdown; after a crash the next start reads those syncs
+    /// again, and the gap fill stops at `matrix.max_event_age`.
     pub(super) fn on_synced(&mut self, token: Option<String>) {
         let token = token.filter(|t| self.saved_token.as_ref() != Some(t));
         if self.from_sync.is_empty() {
             if let Some(t) = token {
                 self.deferred.token = Some(t);
-                self.deferred.arm();
             }
             return;
         }

@@ -94,7 +94,8 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         mopts.legacy_token = Some((hs.clone(), user.clone(), token.clone()));
     }
     mopts.e2ee = cfg.e2ee_enabled;
-    mopts.send_queue = PENDING_SENDS;
+    // A short hand-over queue: the relay keeps the rest, saved and in order (its backlog).
+    mopts.send_queue = 16;
     let since_at_start = mopts.since.clone();
     let (mx, mut mx_events, mx_task) = mxclient::start(&mpaths, mopts).await?;
     let resolved: Vec<String> = mx.rooms().iter().map(|r| r.to_string()).collect();
@@ -149,6 +150,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         outbox,
         from_sync: Vec::new(),
         to_matrix: HashMap::new(),
+        backlog: VecDeque::new(),
         deferred: Deferred::default(),
         saved_token: since_at_start,
         unsaved_id: 0,

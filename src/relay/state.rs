@@ -60,6 +60,8 @@ pub(super) struct Relay {
     pub(super) from_sync: Vec<OutItem>,
     /// Mesh -> Matrix, saved, not yet on the homeserver.
     pub(super) to_matrix: HashMap<i64, MatrixOutItem>,
+    /// Of those, the ones the sender had no room for yet, in order.
+    pub(super) backlog: VecDeque<i64>,
     pub(super) deferred: Deferred,
     pub(super) saved_token: Option<String>,
     /// Ids (negative, never in the tables) of messages that could not be saved.
@@ -236,21 +238,32 @@ impl Relay {
         }
     }
 
+    /// Hands a saved message to the sender, or (when the sender is full, as after a restart
+    /// with more waiting than it holds) keeps it in order until there is room.
     pub(super) fn queue_to_matrix(&mut self, id: i64, item: MatrixOutItem) {
-        let o = Outgoing {
-            id,
-            room_id: item.room_id.clone(),
-            txn_id: item.txn_id.clone(),
-            event_type: item.event_type.clone(),
-            content: item.content.clone(),
-        };
-        match self.mx.sender().try_queue(o) {
-            Ok(()) => {
-                debug!("packet {:#010x} queued for {}", item.mesh_id, item.room_id);
-                self.to_matrix.insert(id, item);
+        self.to_matrix.insert(id, item);
+        self.backlog.push_back(id);
+        self.feed_sender();
+    }
+
+    fn feed_sender(&mut self) {
+        while let Some(&id) = self.backlog.front() {
+            let Some(item) = self.to_matrix.get(&id) else {
+                self.backlog.pop_front();
+                continue;
+            };
+            let o = Outgoing {
+                id,
+                room_id: item.room_id.clone(),
+                txn_id: item.txn_id.clone(),
+                event_type: item.event_type.clone(),
+                content: item.content.clone(),
+            };
+            if self.mx.sender().try_queue(o).is_err() {
+                return;
             }
-            // Cannot happen (the relay counts what it queued); kept for the next start.
-            Err(_) => warn!("The Matrix sender is full; message kept for the next start"),
+            debug!("packet {:#010x} queued for {}", item.mesh_id, item.room_id);
+            self.backlog.pop_front();
         }
     }
 
@@ -259,6 +272,7 @@ impl Relay {
         let Some(item) = self.to_matrix.remove(&id) else {
             return;
         };
+        self.feed_sender();
         self.deferred.done.push(id);
         self.deferred.arm();
         match event_id {

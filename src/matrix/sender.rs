@@ -47,6 +47,13 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// A sender with room for `capacity` events and the receiving end that sends them (what
+    /// [`spawn`] runs; tests read it directly).
+    pub fn channel(capacity: usize) -> (Sender, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Sender { tx }, rx)
+    }
+
     /// Queues `o` unless the queue is full (then it is handed back).
     pub fn try_queue(&self, o: Outgoing) -> Result<(), Outgoing> {
         self.tx.try_send(o).map_err(|e| match e {
@@ -107,7 +114,7 @@ pub fn spawn(
     e2ee: bool,
     events: mpsc::Sender<MatrixEvent>,
 ) -> (Sender, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(capacity.max(1));
+    let (sender, mut rx) = Sender::channel(capacity);
     let task = tokio::spawn(async move {
         while let Some(o) = rx.recv().await {
             let mut delay = Duration::from_secs(1);
@@ -152,5 +159,5 @@ pub fn spawn(
             }
         }
     });
-    (Sender { tx }, task)
+    (sender, task)
 }

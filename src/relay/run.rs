@@ -7,7 +7,6 @@
 //! brought nothing for the next write or the shutdown, to spare the flash. Every queue is
 //! bounded; a full one drops with a counted warning.
 
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +15,7 @@ use log::{debug, info, warn};
 use tokio::time::Instant;
 
 use super::rules::Rules;
-use super::state::{Counters, Deferred, Relay};
+use super::state::Relay;
 use crate::config::relay::{format_problems, load_relay_config, RelayConfig};
 use crate::matrix::client::{self as mxclient, MatrixEvent, MatrixOptions};
 use crate::matrix::credentials::MatrixPaths;
@@ -24,7 +23,7 @@ use crate::matrix::session::LoginParams;
 use crate::mesh::link::{self, LinkEvent, LinkOptions, PendingSend, SendOutcome};
 use crate::mesh::proto::BROADCAST;
 use crate::mesh::session::TextMessage;
-use crate::store::{OutItem, Store};
+use crate::store::Store;
 
 /// Packet ids remembered to drop duplicates.
 pub(super) const RECENT_IDS: usize = 256;
@@ -127,46 +126,14 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     lopts.send_queue = 4;
     let (radio, mut link_events, link_task) = link::spawn(lopts);
 
-    let start_secs = (now_ms() / 1000) as i64;
-    let threshold = store.state(LAST_RX_TIME).unwrap_or(start_secs);
-    let outbox: VecDeque<(i64, OutItem)> = store.outbox().into();
-    if !outbox.is_empty() {
-        info!(
-            "{} message(s) from Matrix still waiting for the radio",
-            outbox.len()
-        );
-    }
-    let waiting = store.to_matrix();
-    let mut r = Relay {
+    let mut r = Relay::new(
         store,
         rules,
-        mx: mx.clone(),
-        meshnet: cfg.meshnet_name.clone(),
-        mesh_queue: cfg.mesh_queue,
-        interactions: cfg.reactions || cfg.replies,
-        threshold,
-        recent: VecDeque::with_capacity(RECENT_IDS),
-        my_node: 0,
-        outbox,
-        from_sync: Vec::new(),
-        to_matrix: HashMap::new(),
-        backlog: VecDeque::new(),
-        deferred: Deferred::default(),
-        saved_token: since_at_start,
-        unsaved_id: 0,
-        n: Counters::default(),
-    };
-    // What an earlier run saved for Matrix goes first (its transaction ids make the
-    // homeserver recognise what it already has).
-    if !waiting.is_empty() {
-        info!(
-            "{} message(s) from the mesh still waiting for the homeserver",
-            waiting.len()
-        );
-    }
-    for (id, item) in waiting {
-        r.queue_to_matrix(id, item);
-    }
+        mx.sender().clone(),
+        cfg.meshnet_name.clone(),
+        cfg.mesh_queue,
+        since_at_start,
+    );
 
     let mut inflight: Option<InFlight> = None;
     let mut radio_ready = false;

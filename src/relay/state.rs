@@ -8,8 +8,7 @@ use tokio::time::Instant;
 
 use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
 use super::run::{now_ms, DEFER, LAST_RX_TIME, PENDING_SENDS, RECENT_IDS, SYNC_TOKEN};
-use crate::matrix::client::MatrixHandle;
-use crate::matrix::sender::Outgoing;
+use crate::matrix::sender::{Outgoing, Sender};
 use crate::mesh::proto::{text, PortNum};
 use crate::mesh::session::node_id;
 use crate::store::{Changes, MatrixOutItem, OutItem, Store};
@@ -46,7 +45,7 @@ impl Deferred {
 pub(super) struct Relay {
     pub(super) store: Store,
     pub(super) rules: Rules,
-    pub(super) mx: MatrixHandle,
+    pub(super) sender: Sender,
     pub(super) meshnet: String,
     pub(super) mesh_queue: usize,
     pub(super) interactions: bool,
@@ -70,6 +69,60 @@ pub(super) struct Relay {
 }
 
 impl Relay {
+    /// The relay's state as the store left it: messages still waiting for the radio, and those
+    /// still waiting for the homeserver (handed to `sender` first, in order: their transaction
+    /// ids make the homeserver recognise what it already has). `saved_token`: the sync token in
+    /// the store.
+    pub(super) fn new(
+        store: Store,
+        rules: Rules,
+        sender: Sender,
+        meshnet: String,
+        mesh_queue: usize,
+        saved_token: Option<String>,
+    ) -> Relay {
+        let start_secs = (now_ms() / 1000) as i64;
+        let threshold = store.state(LAST_RX_TIME).unwrap_or(start_secs);
+        let outbox: VecDeque<(i64, OutItem)> = store.outbox().into();
+        if !outbox.is_empty() {
+            info!(
+                "{} message(s) from Matrix still waiting for the radio",
+                outbox.len()
+            );
+        }
+        let waiting = store.to_matrix();
+        if !waiting.is_empty() {
+            info!(
+                "{} message(s) from the mesh still waiting for the homeserver",
+                waiting.len()
+            );
+        }
+        let interactions = rules.reactions || rules.replies;
+        let mut r = Relay {
+            store,
+            rules,
+            sender,
+            meshnet,
+            mesh_queue,
+            interactions,
+            threshold,
+            recent: VecDeque::with_capacity(RECENT_IDS),
+            my_node: 0,
+            outbox,
+            from_sync: Vec::new(),
+            to_matrix: HashMap::new(),
+            backlog: VecDeque::new(),
+            deferred: Deferred::default(),
+            saved_token,
+            unsaved_id: 0,
+            n: Counters::default(),
+        };
+        for (id, item) in waiting {
+            r.queue_to_matrix(id, item);
+        }
+        r
+    }
+
     /// Saves `c` with whatever bookkeeping waits (`all`: all of it; else only the removal of
     /// sent messages, which shares the pages of `c`). On an error the bookkeeping is kept for
     /// the next try and the caller gets the error.
@@ -259,7 +312,7 @@ impl Relay {
                 event_type: item.event_type.clone(),
                 content: item.content.clone(),
             };
-            if self.mx.sender().try_queue(o).is_err() {
+            if self.sender.try_queue(o).is_err() {
                 return;
             }
             debug!("packet {:#010x} queued for {}", item.mesh_id, item.room_id);
@@ -399,3 +452,7 @@ impl Relay {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

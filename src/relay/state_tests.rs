@@ -1,0 +1,283 @@
+//! The relay's state without radio or homeserver: what each event saves, queues and defers.
+
+use super::*;
+use crate::matrix::content::{Incoming, IncomingMessage, MessageKind};
+use crate::mesh::proto::{mesh_packet, Data, MeshPacket, BROADCAST};
+use tokio::sync::mpsc;
+
+const ALICE: u32 = 0x1111aaaa;
+const ROOM: &str = "!a:h.org";
+
+fn rules(interactions: bool) -> Rules {
+    Rules {
+        meshnet_name: "TestNet".into(),
+        bot_user_id: "@relay:h.org".into(),
+        rooms: vec![(ROOM.into(), 0)],
+        dm_room: None,
+        matrix_prefix: Some("[{long}/{mesh}]: ".into()),
+        mesh_prefix: Some("{display5}[M]: ".into()),
+        broadcast_enabled: true,
+        detection_sensor: false,
+        reactions: interactions,
+        replies: interactions,
+        max_event_age_ms: 600_000,
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    relay: Relay,
+    sent: mpsc::Receiver<Outgoing>,
+}
+
+fn fixture(capacity: usize, interactions: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let (relay, sent) = reopen(&path, capacity, interactions);
+    Fixture {
+        _dir: dir,
+        path,
+        relay,
+        sent,
+    }
+}
+
+fn reopen(
+    path: &std::path::Path,
+    capacity: usize,
+    interactions: bool,
+) -> (Relay, mpsc::Receiver<Outgoing>) {
+    let store = Store::open(path, 500).unwrap();
+    let token = store.text(SYNC_TOKEN);
+    let (sender, sent) = Sender::channel(capacity);
+    let relay = Relay::new(
+        store,
+        rules(interactions),
+        sender,
+        "TestNet".into(),
+        500,
+        token,
+    );
+    (relay, sent)
+}
+
+fn packet(id: u32, text: &str) -> MeshPacket {
+    MeshPacket {
+        from: ALICE,
+        to: BROADCAST,
+        id,
+        channel: 0,
+        rx_time: (now_ms() / 1000) as u32 + 5,
+        payload: Some(mesh_packet::Payload::Decoded(Data {
+            portnum: PortNum::TextMessageApp as i32,
+            payload: text.as_bytes().to_vec(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn matrix_text(event_id: &str, body: &str) -> Incoming {
+    Incoming::Message(IncomingMessage {
+        room_id: ROOM.into(),
+        event_id: event_id.into(),
+        sender: "@bea:h.org".into(),
+        sender_name: "Bernadette".into(),
+        kind: MessageKind::Text,
+        body: body.into(),
+        formatted_body: None,
+        in_reply_to: None,
+        content: serde_json::json!({"msgtype": "m.text", "body": body}),
+        origin_server_ts: now_ms(),
+        encrypted: true,
+    })
+}
+
+fn texts(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(o) = rx.try_recv() {
+        let v: serde_json::Value = serde_json::from_str(&o.content).unwrap();
+        out.push(v["meshtastic_text"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+#[test]
+fn a_mesh_message_is_saved_with_its_transaction_id_before_it_is_queued() {
+    let mut f = fixture(16, false);
+    f.relay.on_packet(&packet(1, "hello"));
+    let o = f.sent.try_recv().expect("queued for the sender");
+    let saved = f.relay.store.to_matrix();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].0, o.id);
+    assert_eq!(saved[0].1.txn_id, o.txn_id);
+    assert_eq!(saved[0].1.content, o.content);
+    assert_eq!(o.room_id, ROOM);
+    // A repeat of the packet (same id) is dropped and counted.
+    f.relay.on_packet(&packet(1, "hello"));
+    assert!(f.sent.try_recv().is_err());
+    assert_eq!(f.relay.n.duplicates, 1);
+}
+
+#[test]
+fn sent_messages_are_crossed_off_with_the_next_write_or_the_flush() {
+    let mut f = fixture(16, true);
+    f.relay.on_packet(&packet(1, "one"));
+    let one = f.sent.try_recv().unwrap();
+    let writes = f.relay.store.writes();
+    f.relay.on_sent(one.id, Some("$one".into()));
+    assert_eq!(
+        f.relay.store.writes(),
+        writes,
+        "nothing written for the answer"
+    );
+    assert!(f.relay.deferred.due.is_some(), "a flush is due");
+    assert_eq!(f.relay.store.to_matrix().len(), 1);
+    // Its map entry is found before it is written.
+    assert_eq!(
+        f.relay.map_by_mesh(1).map(|e| e.event_id).as_deref(),
+        Some("$one")
+    );
+    // The next message's write crosses it off.
+    f.relay.on_packet(&packet(2, "two"));
+    let two = f.sent.try_recv().unwrap();
+    assert_eq!(f.relay.store.writes(), writes + 1);
+    let left: Vec<i64> = f.relay.store.to_matrix().iter().map(|r| r.0).collect();
+    assert_eq!(left, vec![two.id]);
+    // The flush writes the rest: the map entry, the last packet time.
+    f.relay.on_sent(two.id, Some("$two".into()));
+    f.relay.flush();
+    assert!(f.relay.store.to_matrix().is_empty());
+    assert!(f.relay.deferred.due.is_none());
+    assert_eq!(
+        f.relay.store.map_by_mesh(1).map(|e| e.event_id).as_deref(),
+        Some("$one")
+    );
+    assert_eq!(
+        f.relay.store.state(LAST_RX_TIME),
+        Some(f.relay.threshold),
+        "the last packet time is saved"
+    );
+    assert_eq!(f.relay.n.to_matrix, 2);
+}
+
+#[test]
+fn without_interactions_no_message_map_is_written() {
+    let mut f = fixture(16, false);
+    f.relay.on_packet(&packet(1, "one"));
+    let one = f.sent.try_recv().unwrap();
+    f.relay.on_sent(one.id, Some("$one".into()));
+    f.relay.flush();
+    assert!(f.relay.store.map_by_mesh(1).is_none());
+    assert_eq!(f.relay.store.map_len(), 0);
+}
+
+#[test]
+fn the_sender_gets_what_it_has_room_for_and_the_rest_waits_in_order() {
+    let mut f = fixture(2, false);
+    for i in 1..=5 {
+        f.relay.on_packet(&packet(i, &format!("m{i}")));
+    }
+    assert_eq!(texts(&mut f.sent), ["m1", "m2"]);
+    assert_eq!(f.relay.backlog.len(), 3);
+    assert_eq!(f.relay.store.to_matrix().len(), 5, "all saved");
+    // Each answer makes room for the next.
+    let ids: Vec<i64> = f.relay.store.to_matrix().iter().map(|r| r.0).collect();
+    f.relay.on_sent(ids[0], Some("$1".into()));
+    f.relay.on_sent(ids[1], Some("$2".into()));
+    assert_eq!(texts(&mut f.sent), ["m3", "m4"]);
+    // A refused message is dropped, counted, and makes room too.
+    f.relay.on_sent(ids[2], None);
+    assert_eq!(texts(&mut f.sent), ["m5"]);
+    assert_eq!(f.relay.n.refused, 1);
+    assert!(f.relay.backlog.is_empty());
+}
+
+#[test]
+fn after_a_crash_what_was_saved_is_queued_again_in_order_with_the_same_ids() {
+    let mut f = fixture(2, false);
+    for i in 1..=4 {
+        f.relay.on_packet(&packet(i, &format!("m{i}")));
+    }
+    let first: Vec<Outgoing> = std::iter::from_fn(|| f.sent.try_recv().ok()).collect();
+    // m1 reached the homeserver, but mmrelay died before crossing it off.
+    f.relay.on_sent(first[0].id, Some("$1".into()));
+    drop(f.relay);
+    let (relay, mut sent) = reopen(&f.path, 16, false);
+    let again: Vec<Outgoing> = std::iter::from_fn(|| sent.try_recv().ok()).collect();
+    let texts: Vec<String> = again
+        .iter()
+        .map(|o| {
+            serde_json::from_str::<serde_json::Value>(&o.content).unwrap()["meshtastic_text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(texts, ["m1", "m2", "m3", "m4"]);
+    assert_eq!(
+        again[0].txn_id, first[0].txn_id,
+        "the homeserver will know m1"
+    );
+    assert_eq!(again[1].txn_id, first[1].txn_id);
+    assert_eq!(relay.to_matrix.len(), 4);
+}
+
+#[test]
+fn matrix_messages_are_saved_with_the_token_of_their_sync() {
+    let mut f = fixture(16, false);
+    f.relay.on_incoming(&matrix_text("$a", "first"));
+    f.relay.on_incoming(&matrix_text("$b", "second"));
+    assert!(
+        f.relay.store.outbox().is_empty(),
+        "not before the sync ends"
+    );
+    f.relay.on_synced(Some("s1".into()));
+    let out: Vec<String> = f
+        .relay
+        .store
+        .outbox()
+        .into_iter()
+        .map(|(_, i)| i.text)
+        .collect();
+    assert_eq!(out, ["Berna[M]: first", "Berna[M]: second"]);
+    assert_eq!(f.relay.store.text(SYNC_TOKEN).as_deref(), Some("s1"));
+    assert_eq!(f.relay.outbox.len(), 2);
+    assert!(
+        f.relay.outbox.iter().all(|(_, i)| i.packet_id != 0),
+        "packet ids chosen when saved"
+    );
+    // A sync that brought nothing costs no write; its token waits for the next one.
+    let writes = f.relay.store.writes();
+    f.relay.on_synced(Some("s2".into()));
+    assert_eq!(f.relay.store.writes(), writes);
+    assert!(f.relay.deferred.due.is_none(), "no flush for a token alone");
+    assert_eq!(f.relay.store.text(SYNC_TOKEN).as_deref(), Some("s1"));
+    f.relay.flush();
+    assert_eq!(f.relay.store.text(SYNC_TOKEN).as_deref(), Some("s2"));
+    // Messages of a sync that never ended are not saved (the next start reads it again).
+    f.relay.on_incoming(&matrix_text("$c", "third"));
+    drop(f.relay);
+    let (relay, _sent) = reopen(&f.path, 16, false);
+    assert_eq!(relay.outbox.len(), 2);
+    assert_eq!(relay.saved_token.as_deref(), Some("s2"));
+}
+
+#[test]
+fn old_matrix_messages_and_own_messages_are_not_queued() {
+    let mut f = fixture(16, false);
+    let mut old = matrix_text("$old", "stale");
+    if let Incoming::Message(m) = &mut old {
+        m.origin_server_ts = now_ms() - 3_600_000;
+    }
+    f.relay.on_incoming(&old);
+    let mut own = matrix_text("$own", "mine");
+    if let Incoming::Message(m) = &mut own {
+        m.sender = "@relay:h.org".into();
+    }
+    f.relay.on_incoming(&own);
+    f.relay.on_synced(Some("s1".into()));
+    assert!(f.relay.store.outbox().is_empty());
+    assert_eq!(f.relay.n.skipped_old, 1);
+}

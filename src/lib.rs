@@ -4,9 +4,11 @@
 //! - [`mesh`]: the radio side (framing, protobuf codec, session, link over serial or TCP);
 //! - [`sim`]: a simulated radio for tests and for trying mmrelay without hardware;
 //! - [`cli`]: the command line of the `mmrelay` binary;
-//! - [`config`]: reading MMRelay's `config.yaml`.
+//! - [`config`]: reading MMRelay's `config.yaml`;
+//! - [`clock`]: wall-clock time in the units the radio and Matrix use.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod matrix;
 pub mod mesh;

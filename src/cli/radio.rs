@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use tokio::sync::mpsc;
 
 use super::Paths;
+use crate::clock::unix_now;
 use crate::mesh::display::describe_packet;
 use crate::mesh::link::{self, LinkEvent, LinkHandle, LinkOptions};
 use crate::mesh::proto::BROADCAST;
@@ -227,13 +228,6 @@ async fn connect(paths: &Paths, target: &Target, reconnect: bool) -> Result<Conn
             ))
         }
     }
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 /// "3m ago", "2h ago", "never".

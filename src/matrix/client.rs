@@ -21,7 +21,7 @@ use super::credentials::MatrixPaths;
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
 use super::sync::{
-    is_joined, retry_pending, room_is_encrypted, sync_filter, Backfill, Retry, Shared, Syncer,
+    is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer,
 };
 
 /// How the client behaves; [`MatrixOptions::new`] gives the defaults.
@@ -280,7 +280,10 @@ pub async fn start(
     let mut blocked = Vec::new();
     if !opts.e2ee {
         for (rid, name) in rooms.iter().zip(&opts.rooms) {
-            if room_is_encrypted(&client, rid).await {
+            let Some(room) = client.get_room(rid) else {
+                continue;
+            };
+            if is_encrypted(&room).await {
                 warn!(
                     "Room {name} is encrypted, but matrix.e2ee.enabled is false in config.yaml: \
                      it is not bridged (set matrix.e2ee.enabled: true to bridge it)"

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::client::MatrixEvent;
-use super::sync::room_is_encrypted;
+use super::sync::is_encrypted;
 
 /// An event to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ pub async fn send_once(client: &Client, o: &Outgoing, e2ee: bool) -> Result<Stri
     let room = client
         .get_room(rid)
         .ok_or_else(|| SendError::Refused(format!("not in room {}", o.room_id)))?;
-    if !e2ee && room_is_encrypted(client, rid).await {
+    if !e2ee && is_encrypted(&room).await {
         return Err(SendError::Refused(format!(
             "{} is encrypted and matrix.e2ee.enabled is false",
             o.room_id

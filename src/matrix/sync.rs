@@ -6,7 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use log::{debug, info, warn};
 use matrix_sdk::config::SyncSettings;
@@ -17,7 +17,7 @@ use matrix_sdk::ruma::api::client::filter::{
 };
 use matrix_sdk::ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent;
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{uint, OwnedRoomId, RoomId, UserId};
+use matrix_sdk::ruma::{uint, OwnedRoomId, UserId};
 use matrix_sdk::store::{StateStoreDataKey, StateStoreDataValue};
 use matrix_sdk::{Client, Room, RoomState};
 use serde_json::Value;
@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::client::MatrixEvent;
 use super::content::{parse_event, Incoming};
+use crate::clock::now_ms;
 
 /// The sync filter: only `rooms`, a short timeline without the bot's own messages, lazy-loaded
 /// members, and nothing of presence, account data, typing or receipts.
@@ -85,13 +86,6 @@ pub(super) struct Syncer {
     seen: HashSet<OwnedRoomId>,
     shared: Arc<Shared>,
     backfill: Backfill,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Syncer {
@@ -249,7 +243,9 @@ async fn on_timeline_event(s: &Shared, room: &Room, ev: &TimelineEvent) {
     };
     let utd =
         ev.kind.is_utd() || json.get("type").and_then(Value::as_str) == Some("m.room.encrypted");
-    if !s.e2ee && (utd || room_is_encrypted(&room.client(), room.room_id()).await) {
+    let encrypted =
+        utd || matches!(ev.kind, TimelineEventKind::Decrypted(_)) || is_encrypted(room).await;
+    if !s.e2ee && encrypted {
         debug!(
             "not relaying an event of encrypted {} (matrix.e2ee.enabled is false)",
             room.room_id()
@@ -285,12 +281,6 @@ async fn on_timeline_event(s: &Shared, room: &Room, ev: &TimelineEvent) {
         pending.push_back((room.room_id().to_owned(), raw_enc, session_id));
         return;
     }
-    let encrypted = matches!(ev.kind, TimelineEventKind::Decrypted(_))
-        || room
-            .latest_encryption_state()
-            .await
-            .map(|s| s.is_encrypted())
-            .unwrap_or(false);
     if let Some(incoming) = parse_event(room.room_id().as_str(), &json, encrypted) {
         deliver(s, room, incoming).await;
     }
@@ -357,13 +347,8 @@ pub(super) fn is_joined(client: &Client, room: &OwnedRoomId) -> bool {
 }
 
 /// Whether `room` is encrypted (asking the server if the store does not know).
-pub(super) async fn room_is_encrypted(client: &Client, room: &RoomId) -> bool {
-    match client.get_room(room) {
-        Some(r) => r
-            .latest_encryption_state()
-            .await
-            .map(|s| s.is_encrypted())
-            .unwrap_or(false),
-        None => false,
-    }
+pub(super) async fn is_encrypted(room: &Room) -> bool {
+    room.latest_encryption_state()
+        .await
+        .is_ok_and(|s| s.is_encrypted())
 }

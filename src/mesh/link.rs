@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use log::{debug, info, warn};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -33,6 +33,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 // The caller's side (options, events, outcomes, the handle): in link_handle.rs.
 #[path = "link_handle.rs"]
 mod handle;
+use crate::clock::unix_now;
 use handle::Request;
 pub use handle::*;
 
@@ -81,13 +82,6 @@ struct Link {
     requests: mpsc::Receiver<Request>,
     stop: watch::Receiver<bool>,
     inflight: HashMap<u32, Inflight>,
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 /// The delay before reconnect attempt `n` (0-based): doubling from `min` to `max`, with up to

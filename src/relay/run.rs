@@ -8,7 +8,7 @@
 //! bounded; a full one drops with a counted warning.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use log::{debug, info, warn};
 
@@ -37,13 +37,6 @@ pub(super) const SYNC_TOKEN: &str = "sync_token";
 pub(super) const LAST_RX_TIME: &str = "last_rx_time";
 /// Bookkeeping waits at most this long for a write it can join.
 pub(super) const DEFER: Duration = Duration::from_secs(60);
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Reads and checks the config; logs one warning per ignored key.
 pub fn load_config(file: &Path, home: &Path) -> Result<RelayConfig, String> {

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -22,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use crate::clock::unix_now;
 use crate::mesh::framing::{self, Decoder, Event as FrameEvent};
 use crate::mesh::proto::{
     self, config, from_radio, mesh_packet, telemetry, to_radio, Channel, ChannelRole,
@@ -166,13 +166,6 @@ struct Shared {
 #[derive(Clone)]
 pub struct Simulator {
     shared: Arc<Shared>,
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 impl Simulator {

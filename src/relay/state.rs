@@ -125,43 +125,44 @@ impl Relay {
     }
 
     /// Saves `c` with whatever bookkeeping waits (`all`: all of it; else only the removal of
-    /// sent messages, which shares the pages of `c`). On an error the bookkeeping is kept for
-    /// the next try and the caller gets the error.
+    /// sent messages, which shares the pages of `c`). `c` keeps what it was given, so the
+    /// caller gets its messages back without copying them. On an error the bookkeeping is kept
+    /// for the next try and the caller gets the error.
     pub(super) fn save(
         &mut self,
-        mut c: Changes,
+        c: &mut Changes,
         all: bool,
     ) -> Result<crate::store::Saved, String> {
         let d = &mut self.deferred;
         c.to_matrix_done = std::mem::take(&mut d.done);
-        let mut token = None;
+        let mut deferred_token = false;
         if all {
             c.maps = std::mem::take(&mut d.maps);
             if let Some(t) = d.last_rx_time.take() {
                 c.ints.push((LAST_RX_TIME, t));
             }
             if c.text.is_none() {
-                token = d.token.take();
-                c.text = token.clone().map(|t| (SYNC_TOKEN, t));
+                c.text = d.token.take().map(|t| (SYNC_TOKEN, t));
+                deferred_token = true;
             }
             d.due = None;
         }
-        match self.store.save(&c) {
+        match self.store.save(c) {
             Ok(saved) => {
-                if let Some((_, t)) = c.text {
-                    self.saved_token = Some(t);
+                if let Some((_, t)) = &c.text {
+                    self.saved_token = Some(t.clone());
                 }
                 Ok(saved)
             }
             Err(e) => {
                 let d = &mut self.deferred;
-                d.done.extend(c.to_matrix_done);
-                d.maps.extend(c.maps);
+                d.done.append(&mut c.to_matrix_done);
+                d.maps.append(&mut c.maps);
                 if let Some((_, t)) = c.ints.iter().find(|(k, _)| *k == LAST_RX_TIME) {
                     d.last_rx_time.get_or_insert(*t);
                 }
-                if token.is_some() {
-                    d.token = d.token.take().or(token);
+                if deferred_token {
+                    d.token = c.text.take().map(|(_, t)| t);
                 }
                 d.arm();
                 Err(e)
@@ -271,23 +272,21 @@ impl Relay {
             self.deferred.last_rx_time = Some(self.threshold);
             self.deferred.arm();
         }
-        let ids = match self.save(
-            Changes {
-                to_matrix: items.clone(),
-                ..Default::default()
-            },
-            false,
-        ) {
+        let mut c = Changes {
+            to_matrix: items,
+            ..Default::default()
+        };
+        let ids = match self.save(&mut c, false) {
             Ok(saved) => saved.to_matrix,
             Err(e) => {
                 warn!(
                     "Could not save a message for Matrix: {e} (it is sent, but would be lost \
                      if mmrelay stopped first)"
                 );
-                items.iter().map(|_| self.next_unsaved_id()).collect()
+                c.to_matrix.iter().map(|_| self.next_unsaved_id()).collect()
             }
         };
-        for (id, item) in ids.into_iter().zip(items) {
+        for (id, item) in ids.into_iter().zip(c.to_matrix) {
             self.queue_to_matrix(id, item);
         }
     }
@@ -424,21 +423,21 @@ impl Relay {
         if token.is_some() {
             self.deferred.token = None;
         }
-        let c = Changes {
-            to_mesh: items.clone(),
+        let mut c = Changes {
+            to_mesh: items,
             maps,
             text: token.map(|t| (SYNC_TOKEN, t)),
             ..Default::default()
         };
-        match self.save(c, false) {
-            Ok(saved) => self.outbox.extend(saved.to_mesh.into_iter().zip(items)),
+        match self.save(&mut c, false) {
+            Ok(saved) => self.outbox.extend(saved.to_mesh.into_iter().zip(c.to_mesh)),
             Err(e) => {
                 // Still sent in this run; only a restart before then would lose them.
                 warn!(
                     "Could not save {} message(s) for the mesh: {e}",
-                    items.len()
+                    c.to_mesh.len()
                 );
-                for item in items {
+                for item in c.to_mesh {
                     let id = self.next_unsaved_id();
                     self.outbox.push_back((id, item));
                 }
@@ -448,7 +447,7 @@ impl Relay {
 
     /// Saves all bookkeeping now.
     pub(super) fn flush(&mut self) {
-        if let Err(e) = self.save(Changes::default(), true) {
+        if let Err(e) = self.save(&mut Changes::default(), true) {
             warn!("Saving the relay's state failed: {e}; will retry");
         }
     }

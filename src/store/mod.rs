@@ -13,8 +13,30 @@ use serde::{Deserialize, Serialize};
 use crate::mesh::session::node_id;
 use crate::relay::rules::{MapEntry, Names};
 
+/// The schema's steps: step N takes a database from `user_version` N-1 to N.
+const MIGRATIONS: &[&str] = &[
+    // 1: MMRelay's tables (created only if missing, so an MMRelay database is adopted), the
+    // relay's state and the outbox to the mesh.
+    "CREATE TABLE IF NOT EXISTS longnames (meshtastic_id TEXT PRIMARY KEY, longname TEXT);
+     CREATE TABLE IF NOT EXISTS shortnames (meshtastic_id TEXT PRIMARY KEY, shortname TEXT);
+     CREATE TABLE IF NOT EXISTS message_map (meshtastic_id INTEGER, matrix_event_id TEXT PRIMARY KEY,
+         matrix_room_id TEXT, meshtastic_text TEXT, meshtastic_meshnet TEXT);
+     CREATE INDEX IF NOT EXISTS mmrelay_message_map_mesh ON message_map (meshtastic_id);
+     CREATE TABLE IF NOT EXISTS mmrelay_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS mmrelay_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL);",
+    // 2: text values (the Matrix sync token), written with the outbox they belong to.
+    "CREATE TABLE IF NOT EXISTS mmrelay_text (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 3: messages for Matrix kept until the homeserver has them; and the outbox without
+    // AUTOINCREMENT (it costs a write of sqlite_sequence with every message).
+    "CREATE TABLE IF NOT EXISTS mmrelay_to_matrix (id INTEGER PRIMARY KEY, item BLOB NOT NULL);
+     CREATE TABLE mmrelay_outbox_v3 (id INTEGER PRIMARY KEY, item BLOB NOT NULL);
+     INSERT INTO mmrelay_outbox_v3 (id, item) SELECT id, item FROM mmrelay_outbox;
+     DROP TABLE mmrelay_outbox;
+     ALTER TABLE mmrelay_outbox_v3 RENAME TO mmrelay_outbox;",
+];
+
 /// Schema version written in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Prune the message map after this many inserts.
 const PRUNE_EVERY: u32 = 50;
 
@@ -140,46 +162,14 @@ impl Store {
                 path.display()
             ));
         }
-        if version < 1 {
-            // MMRelay's tables (created only if missing, so an MMRelay database is adopted).
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS longnames (meshtastic_id TEXT PRIMARY KEY, longname TEXT);
-                 CREATE TABLE IF NOT EXISTS shortnames (meshtastic_id TEXT PRIMARY KEY, shortname TEXT);
-                 CREATE TABLE IF NOT EXISTS message_map (meshtastic_id INTEGER, matrix_event_id TEXT PRIMARY KEY,
-                     matrix_room_id TEXT, meshtastic_text TEXT, meshtastic_meshnet TEXT);
-                 CREATE INDEX IF NOT EXISTS mmrelay_message_map_mesh ON message_map (meshtastic_id);
-                 CREATE TABLE IF NOT EXISTS mmrelay_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS mmrelay_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, item BLOB NOT NULL);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )
-            .map_err(|e| format!("{}: creating the tables failed: {e}", path.display()))?;
-        }
-        if version < 2 {
-            // Text values (the Matrix sync token), written with the outbox they belong to.
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS mmrelay_text (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 PRAGMA user_version = 2;
-                 COMMIT;",
-            )
-            .map_err(|e| format!("{}: upgrading the tables failed: {e}", path.display()))?;
-        }
-        if version < 3 {
-            // Messages for Matrix kept until the homeserver has them; and both outboxes without
-            // AUTOINCREMENT (it costs a write of sqlite_sequence with every message).
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS mmrelay_to_matrix (id INTEGER PRIMARY KEY, item BLOB NOT NULL);
-                 CREATE TABLE mmrelay_outbox_v3 (id INTEGER PRIMARY KEY, item BLOB NOT NULL);
-                 INSERT INTO mmrelay_outbox_v3 (id, item) SELECT id, item FROM mmrelay_outbox;
-                 DROP TABLE mmrelay_outbox;
-                 ALTER TABLE mmrelay_outbox_v3 RENAME TO mmrelay_outbox;
-                 PRAGMA user_version = 3;
-                 COMMIT;",
-            )
-            .map_err(|e| format!("{}: upgrading the tables failed: {e}", path.display()))?;
+        for (v, sql) in MIGRATIONS.iter().enumerate() {
+            let v = v as i64 + 1;
+            if version < v {
+                conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {v}; COMMIT;"))
+                    .map_err(|e| {
+                        format!("{}: setting up schema {v} failed: {e}", path.display())
+                    })?;
+            }
         }
         Ok(Store {
             conn,

@@ -461,27 +461,9 @@ impl Store {
         out
     }
 
-    /// Appends to the outbox; returns the item's id.
-    pub fn outbox_push(&mut self, item: &OutItem) -> Result<i64, String> {
-        let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
-        self.conn
-            .execute("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])
-            .map_err(err)?;
-        self.writes += 1;
-        Ok(self.conn.last_insert_rowid())
-    }
-
     /// Everything in the outbox, oldest first (unreadable records are dropped with a warning).
     pub fn outbox(&self) -> Vec<(i64, OutItem)> {
         self.blobs("SELECT id, item FROM mmrelay_outbox ORDER BY id")
-    }
-
-    pub fn outbox_len(&self) -> usize {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM mmrelay_outbox", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .unwrap_or(0) as usize
     }
 
     pub fn outbox_delete(&mut self, id: i64) -> Result<(), String> {

@@ -167,16 +167,21 @@ fn a_version_1_database_is_upgraded() {
         )
         .unwrap();
     s.set_state("last_rx_time", 5).unwrap();
-    let kept = s
-        .outbox_push(&OutItem {
-            channel: 1,
-            text: "kept".into(),
-            reply_id: 0,
-            event_id: None,
-            room_id: None,
-            packet_id: 3,
-        })
+    let old = OutItem {
+        channel: 1,
+        text: "kept".into(),
+        reply_id: 0,
+        event_id: None,
+        room_id: None,
+        packet_id: 3,
+    };
+    s.conn
+        .execute(
+            "INSERT INTO mmrelay_outbox (item) VALUES (?1)",
+            [postcard::to_allocvec(&old).unwrap()],
+        )
         .unwrap();
+    let kept = s.conn.last_insert_rowid();
     drop(s);
     let mut s = Store::open(&path, 500).unwrap();
     assert_eq!(s.state("last_rx_time"), Some(5));
@@ -211,13 +216,19 @@ fn outbox_and_state_persist() {
         room_id: None,
         packet_id: 0,
     };
-    let a = s.outbox_push(&item).unwrap();
-    let b = s
-        .outbox_push(&OutItem {
-            text: "second".into(),
-            ..item.clone()
+    let saved = s
+        .save(&Changes {
+            to_mesh: vec![
+                item.clone(),
+                OutItem {
+                    text: "second".into(),
+                    ..item.clone()
+                },
+            ],
+            ..Default::default()
         })
         .unwrap();
+    let (a, b) = (saved.to_mesh[0], saved.to_mesh[1]);
     s.set_state("last_rx_time", 1234).unwrap();
     let w = s.writes();
     s.set_state("last_rx_time", 1234).unwrap();
@@ -231,7 +242,7 @@ fn outbox_and_state_persist() {
     );
     assert_eq!(items[0].1, item);
     s.outbox_delete(a).unwrap();
-    assert_eq!(s.outbox_len(), 1);
+    assert_eq!(s.outbox().len(), 1);
     assert_eq!(s.state("last_rx_time"), Some(1234));
 }
 

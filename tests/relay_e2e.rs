@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::relay::Relay;
 use common::synapse::{login_bot_on, register, synapse, unique, Human};
-use common::tcp_sim;
+use common::{mesh_texts, tcp_sim, wait_mesh};
 use mmrelay::mesh::proto::PortNum;
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{SimConfig, SimEvent, SimText};
@@ -261,8 +261,18 @@ async fn relays_both_ways_with_replies_and_reactions() {
     assert!(ready < states.len() - 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
+/// What the crash and gap tests start from: a bot logged in to `home`, a human, an encrypted
+/// room mapped to channel 0 with `meshtastic:` lines `extra`; and the relay, running with the
+/// bot in the room.
+struct OneRoom {
+    sim: mmrelay::sim::Simulator,
+    home: tempfile::TempDir,
+    bot_id: matrix_sdk::ruma::OwnedUserId,
+    human: Human,
+    room: matrix_sdk::ruma::OwnedRoomId,
+}
+
+async fn one_room(meshnet: &str, extra: &str) -> (OneRoom, Relay) {
     let hs = synapse();
     let (sim, ep) = tcp_sim(SimConfig::default()).await;
     let Endpoint::Tcp { port, .. } = ep else {
@@ -275,80 +285,65 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     std::fs::write(
         home.path().join("config.yaml"),
         format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: BurstNet\n  message_delay: 0.3\n"
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: {meshnet}\n{extra}"
         ),
     )
     .unwrap();
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
+    let relay = Relay::launch(home.path()).await;
     human.wait_joined(&room, &bot_id).await;
-    // A first message, so the human's client has shared its room key with the bot's device.
-    human.send_text(&room, "warm-up").await;
-    let t0 = Instant::now();
-    while sim.received().is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the warm-up never reached the mesh"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let warm = sim.received().len();
+    let r = OneRoom {
+        sim,
+        home,
+        bot_id,
+        human,
+        room,
+    };
+    (r, relay)
+}
+
+/// A first message from the human, so its client has shared the room key with the bot;
+/// returns the radio's packet count after it.
+async fn warm_up(r: &OneRoom) -> usize {
+    r.human.send_text(&r.room, "warm-up").await;
+    wait_mesh(&r.sim, 1, 60, "the warm-up").await;
+    r.sim.received().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
+    let (r, mut relay) = one_room("BurstNet", "  message_delay: 0.3\n").await;
+    let warm = warm_up(&r).await;
     let texts: Vec<String> = (0..12).map(|i| format!("burst {i}")).collect();
     for t in &texts {
-        human.send_text(&room, t).await;
+        r.human.send_text(&r.room, t).await;
     }
     // Kill it hard once part of the burst is on the mesh.
-    let t0 = Instant::now();
-    while sim.received().len() < warm + 3 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the burst never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut relay = relay;
-    let _ = std::fs::copy(&relay.log, "/tmp/relay-burst-first.log");
-    relay.child.kill().unwrap();
-    relay.child.wait().unwrap();
-    let sent_before = sim.received().len() - warm;
+    wait_mesh(&r.sim, warm + 3, 60, "the burst").await;
+    relay.kill();
+    let sent_before = r.sim.received().len() - warm;
     assert!(
         sent_before < texts.len(),
         "the whole burst went out before the kill"
     );
-    drop(relay);
 
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        let got: Vec<String> = sim
-            .received()
-            .iter()
-            .skip(warm)
-            .map(|p| String::from_utf8_lossy(&p.decoded().unwrap().payload).to_string())
-            .collect();
-        if got.len() >= texts.len() {
-            let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
-            assert_eq!(got, want, "each message once, in order");
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(60) {
-            let _ = std::fs::copy(&relay.log, "/tmp/relay-burst.log");
-            panic!("only {} of {} arrived: {got:?}", got.len(), texts.len());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let relay = Relay::launch(r.home.path()).await;
+    wait_mesh(
+        &r.sim,
+        warm + texts.len(),
+        60,
+        "the burst after the restart",
+    )
+    .await;
+    let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
+    assert_eq!(
+        mesh_texts(&r.sim, warm),
+        want,
+        "each message once, in order"
+    );
     // Nothing more arrives later either.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(sim.received().len(), warm + texts.len());
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
-        .await
-        .unwrap();
-    assert!(status.success());
+    assert_eq!(r.sim.received().len(), warm + texts.len());
+    relay.stop().await;
 }
 
 /// Mesh -> Matrix across a SIGKILL: every message the relay read from the radio reaches the
@@ -356,30 +351,10 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
 /// (they are sent again with their transaction ids, and the homeserver recognises them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_messages_survive_a_kill_and_arrive_once() {
-    let hs = synapse();
-    let (sim, ep) = tcp_sim(SimConfig::default()).await;
-    let Endpoint::Tcp { port, .. } = ep else {
-        unreachable!()
-    };
-    let home = tempfile::tempdir().unwrap();
-    let bot_id = login_bot_on(&hs.url, home.path()).await;
-    let mut human = Human::new(&unique("human")).await;
-    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KillNet\n"
-        ),
-    )
-    .unwrap();
-    let h = home.path().to_path_buf();
-    let mut relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
-    human.wait_joined(&room, &bot_id).await;
+    let (mut r, mut relay) = one_room("KillNet", "").await;
     let texts: Vec<String> = (0..30).map(|i| format!("mesh burst {i}")).collect();
     for t in &texts {
-        sim.inject_text(&SimText::broadcast(0x5555eeee, 0, t));
+        r.sim.inject_text(&SimText::broadcast(0x5555eeee, 0, t));
     }
     // Killed as soon as it has read (and saved) all of them.
     let t0 = Instant::now();
@@ -391,23 +366,20 @@ async fn mesh_messages_survive_a_kill_and_arrive_once() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    relay.child.kill().unwrap();
-    relay.child.wait().unwrap();
-    drop(relay);
+    relay.kill();
 
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
+    let relay = Relay::launch(r.home.path()).await;
     let log = relay.log();
     assert!(
         log.contains("from the mesh still waiting for the homeserver"),
         "nothing was left to send after the kill:\n{log}"
     );
+    let bot = r.bot_id.as_str();
     let mut got = Vec::new();
     while got.len() < texts.len() {
-        let v = human
-            .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        let v = r
+            .human
+            .next_from(bot, |v| v["type"] == "m.room.message")
             .await;
         got.push(
             v["content"]["meshtastic_text"]
@@ -418,13 +390,10 @@ async fn mesh_messages_survive_a_kill_and_arrive_once() {
     }
     assert_eq!(got, texts, "each message once, in order");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    while let Ok(v) = human.events.try_recv() {
-        assert_ne!(v["sender"], bot_id.as_str(), "a message arrived twice: {v}");
+    while let Ok(v) = r.human.events.try_recv() {
+        assert_ne!(v["sender"], bot, "a message arrived twice: {v}");
     }
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
-        .await
-        .unwrap();
-    assert!(status.success());
+    relay.stop().await;
 }
 
 /// Matrix messages sent while the relay is stopped reach the mesh after it starts, even more
@@ -432,80 +401,36 @@ async fn mesh_messages_survive_a_kill_and_arrive_once() {
 /// `/messages`. Each arrives once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_messages_than_a_sync_returns_while_stopped_all_reach_the_mesh() {
-    let hs = synapse();
-    let (sim, ep) = tcp_sim(SimConfig::default()).await;
-    let Endpoint::Tcp { port, .. } = ep else {
-        unreachable!()
-    };
-    let home = tempfile::tempdir().unwrap();
-    let bot_id = login_bot_on(&hs.url, home.path()).await;
-    let human = Human::new(&unique("human")).await;
-    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: GapNet\n  message_delay: 0.1\n"
-        ),
-    )
-    .unwrap();
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
-    human.wait_joined(&room, &bot_id).await;
-    human.send_text(&room, "warm-up").await;
-    let t0 = Instant::now();
-    while sim.received().is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the warm-up never reached the mesh"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
-        .await
-        .unwrap();
-    assert!(status.success());
-    let warm = sim.received().len();
+    let (r, relay) = one_room("GapNet", "  message_delay: 0.1\n").await;
+    let warm = warm_up(&r).await;
+    relay.stop().await;
 
     let texts: Vec<String> = (0..64).map(|i| format!("while stopped {i}")).collect();
     for t in &texts {
-        human.send_text(&room, t).await;
+        r.human.send_text(&r.room, t).await;
     }
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
+    let relay = Relay::launch(r.home.path()).await;
+    wait_mesh(
+        &r.sim,
+        warm + texts.len(),
+        90,
+        "the messages sent while stopped",
+    )
+    .await;
     let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
-    let t0 = Instant::now();
-    loop {
-        let got: Vec<String> = sim
-            .received()
-            .iter()
-            .skip(warm)
-            .map(|p| String::from_utf8_lossy(&p.decoded().unwrap().payload).to_string())
-            .collect();
-        if got.len() >= texts.len() {
-            assert_eq!(got, want, "each message once, in order");
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(90) {
-            let _ = std::fs::copy(&relay.log, "/tmp/relay-gap.log");
-            panic!("only {} of {} arrived: {got:?}", got.len(), texts.len());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(
+        mesh_texts(&r.sim, warm),
+        want,
+        "each message once, in order"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(sim.received().len(), warm + texts.len());
-    let log = std::fs::read_to_string(&relay.log).unwrap();
+    assert_eq!(r.sim.received().len(), warm + texts.len());
+    let log = relay.log();
     assert!(
         log.contains("message(s) that the sync skipped"),
         "the gap was not fetched: {log}"
     );
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
-        .await
-        .unwrap();
-    assert!(status.success());
+    relay.stop().await;
 }
 
 /// `matrix.e2ee.enabled: false`, as in MMRelay: encrypted rooms are not bridged (one warning
@@ -531,10 +456,7 @@ async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
         ),
     )
     .unwrap();
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
+    let relay = Relay::launch(home.path()).await;
     human.wait_joined(&enc, &bot_id).await;
     human.wait_joined(&plain, &bot_id).await;
     let log = relay.log();
@@ -552,21 +474,9 @@ async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
     // Matrix to mesh: only the plain room's message.
     human.send_text(&enc, "from the encrypted room").await;
     human.send_text(&plain, "from the plain room").await;
-    let t0 = Instant::now();
-    while sim.received().is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "nothing reached the mesh"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_mesh(&sim, 1, 30, "the plain room's message").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let texts: Vec<String> = sim
-        .received()
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.decoded().unwrap().payload).to_string())
-        .collect();
-    assert_eq!(texts, ["human[M]: from the plain room"]);
+    assert_eq!(mesh_texts(&sim, 0), ["human[M]: from the plain room"]);
 
     // Mesh to Matrix: only into the plain room.
     sim.inject_text(&SimText::broadcast(0x3333cccc, 0, "to both rooms?"));
@@ -583,10 +493,7 @@ async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
             "sent into the encrypted room: {v}"
         );
     }
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
-        .await
-        .unwrap();
-    assert!(status.success());
+    relay.stop().await;
 }
 
 /// A home folder as MMRelay leaves it: a config.yaml with MMRelay's sections (plugins,
@@ -691,10 +598,7 @@ custom-plugins:
     );
     std::fs::write(home.path().join("config.yaml"), config).unwrap();
 
-    let h = home.path().to_path_buf();
-    let relay = tokio::task::spawn_blocking(move || Relay::start(&h))
-        .await
-        .unwrap();
+    let relay = Relay::launch(home.path()).await;
     human.wait_joined(&room, &bot_id).await;
     let log = relay.log();
     for key in ["plugins", "community-plugins", "meshtastic.health_check"] {
@@ -712,26 +616,11 @@ custom-plugins:
     assert_eq!(v["content"]["meshtastic_text"], "hello from the mesh");
     assert_eq!(v["content"]["meshtastic_meshnet"], "Home Mesh");
     human.send_text(&room, "hello from Matrix").await;
-    let t0 = Instant::now();
-    while sim.received().is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "nothing reached the mesh:\n{}",
-            relay.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let p = &sim.received()[0];
-    assert_eq!(
-        String::from_utf8_lossy(&p.decoded().unwrap().payload),
-        "human[M]: hello from Matrix"
-    );
+    wait_mesh(&sim, 1, 30, "the Matrix message").await;
+    assert_eq!(mesh_texts(&sim, 0), ["human[M]: hello from Matrix"]);
     // The E2EE store was made for that login's device.
     assert!(home.path().join("matrix/store").is_dir());
-    let (status, _) = tokio::task::spawn_blocking(move || relay.terminate())
-        .await
-        .unwrap();
-    assert!(status.success());
+    relay.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -762,62 +651,32 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
             ),
         )
         .unwrap();
-        let h = homes[i].path().to_path_buf();
-        relays.push(
-            tokio::task::spawn_blocking(move || Relay::start(&h))
-                .await
-                .unwrap(),
-        );
+        relays.push(Relay::launch(homes[i].path()).await);
     }
     for b in &bots {
         human.wait_joined(&room, b).await;
     }
     // Each relay's first message makes sure the room keys reached the other bot.
-    let wait_for = |sim: &mmrelay::sim::Simulator, n: usize| {
-        let sim = sim.clone();
-        async move {
-            let t0 = Instant::now();
-            while sim.received().len() < n {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(60),
-                    "expected {n} packet(s), got {:?}",
-                    sim.received()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
     human.send_text(&room, "hello both meshes").await;
-    wait_for(&sims[0].0, 1).await;
-    wait_for(&sims[1].0, 1).await;
+    wait_mesh(&sims[0].0, 1, 60, "north's first message").await;
+    wait_mesh(&sims[1].0, 1, 60, "south's first message").await;
 
     sims[0]
         .0
         .inject_text(&SimText::broadcast(0x1111aaaa, 0, "north calling"));
-    wait_for(&sims[1].0, 2).await;
-    let got = sims[1].0.received();
-    assert_eq!(
-        String::from_utf8_lossy(&got[1].decoded().unwrap().payload),
-        "Alice/Nort: north calling"
-    );
+    wait_mesh(&sims[1].0, 2, 60, "north's mesh message on south").await;
+    assert_eq!(mesh_texts(&sims[1].0, 1), ["Alice/Nort: north calling"]);
     sims[1]
         .0
         .inject_text(&SimText::broadcast(0x2222bbbb, 0, "south answering"));
-    wait_for(&sims[0].0, 2).await;
-    let got = sims[0].0.received();
-    assert_eq!(
-        String::from_utf8_lossy(&got[1].decoded().unwrap().payload),
-        "Bob M/Sout: south answering"
-    );
+    wait_mesh(&sims[0].0, 2, 60, "south's mesh message on north").await;
+    assert_eq!(mesh_texts(&sims[0].0, 1), ["Bob M/Sout: south answering"]);
 
     // No loops: nothing more reaches either mesh.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(sims[0].0.received().len(), 2, "{:?}", sims[0].0.received());
     assert_eq!(sims[1].0.received().len(), 2, "{:?}", sims[1].0.received());
     for r in relays {
-        let (status, _) = tokio::task::spawn_blocking(move || r.terminate())
-            .await
-            .unwrap();
-        assert!(status.success());
+        r.stop().await;
     }
 }

@@ -70,8 +70,7 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
         mut human,
         room,
     } = setup("relay-outage", true, "OutageNet").await;
-    let h = home.path().to_path_buf();
-    let relay = blocking(move || Relay::start(&h)).await;
+    let relay = Relay::launch(home.path()).await;
     human.wait_joined(&room, &bot_id).await;
     sim.inject_text(&SimText::broadcast(0x1111aaaa, 0, "before the outage"));
     let v = human
@@ -117,8 +116,7 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
             .unwrap_or(true),
         "a message arrived twice"
     );
-    let (status, _) = blocking(move || relay.terminate()).await;
-    assert!(status.success());
+    relay.stop().await;
     drop(hs);
 }
 
@@ -135,11 +133,9 @@ async fn a_relay_started_during_an_outage_waits_for_the_homeserver() {
         room,
     } = setup("start-outage", false, "LateNet").await;
     // A first run joins the room.
-    let h = home.path().to_path_buf();
-    let relay = blocking(move || Relay::start(&h)).await;
+    let relay = Relay::launch(home.path()).await;
     human.wait_joined(&room, &bot_id).await;
-    let (status, _) = blocking(move || relay.terminate()).await;
-    assert!(status.success());
+    relay.stop().await;
 
     let mut hs = blocking(move || {
         let mut hs = hs;
@@ -170,7 +166,6 @@ async fn a_relay_started_during_an_outage_waits_for_the_homeserver() {
         .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
         .await;
     assert_eq!(v["content"]["meshtastic_text"], "after a late start");
-    let (status, _) = blocking(move || relay.terminate()).await;
-    assert!(status.success());
+    relay.stop().await;
     drop(hs);
 }

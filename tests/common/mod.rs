@@ -109,3 +109,27 @@ pub async fn sim_next<T>(
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for simulator {what}"))
 }
+
+/// The texts the simulated radio got from the relay, after the first `skip` packets.
+pub fn mesh_texts(sim: &Simulator, skip: usize) -> Vec<String> {
+    sim.received()
+        .iter()
+        .skip(skip)
+        .filter_map(|p| p.decoded())
+        .map(|d| String::from_utf8_lossy(&d.payload).into_owned())
+        .collect()
+}
+
+/// Waits up to `secs` until the simulated radio has got at least `n` packets.
+pub async fn wait_mesh(sim: &Simulator, n: usize, secs: u64, what: &str) {
+    let t0 = std::time::Instant::now();
+    while sim.received().len() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{what}: {} of {n} packets reached the radio: {:?}",
+            sim.received().len(),
+            mesh_texts(sim, 0)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

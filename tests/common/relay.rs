@@ -66,6 +66,28 @@ impl Relay {
         }
     }
 
+    /// [`Relay::start`] from an async test.
+    pub async fn launch(home: &Path) -> Relay {
+        let h = home.to_path_buf();
+        tokio::task::spawn_blocking(move || Relay::start(&h))
+            .await
+            .unwrap()
+    }
+
+    /// SIGTERM from an async test; it must exit cleanly.
+    pub async fn stop(self) {
+        let (status, _) = tokio::task::spawn_blocking(move || self.terminate())
+            .await
+            .unwrap();
+        assert!(status.success(), "mmrelay exited with {status}");
+    }
+
+    /// SIGKILL: a crash, with no chance to save anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM; returns the exit status and how long it took.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let t0 = Instant::now();

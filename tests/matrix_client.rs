@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::synapse::{register, synapse, unique, Human};
+use common::synapse::{login_elsewhere, register, synapse, unique, Human};
 use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
 use mmrelay::matrix::content::{self, Incoming, MessageKind};
 use mmrelay::matrix::credentials::{Credentials, MatrixPaths};
@@ -293,20 +293,7 @@ async fn login_made_elsewhere_gets_a_store_and_one_with_keys_elsewhere_is_refuse
     // A login through the API (as MMRelay's own `auth login` or a script would do), with no
     // keys uploaded: mmrelay creates the store for that device and works.
     let bot = unique("bot");
-    let elsewhere = register(&bot, "pw").await;
-    let plain = matrix_sdk::Client::builder()
-        .homeserver_url(&hs.url)
-        .build()
-        .await
-        .unwrap();
-    plain
-        .matrix_auth()
-        .login_username(&bot, "pw")
-        .initial_device_display_name("made elsewhere")
-        .send()
-        .await
-        .unwrap();
-    let s = plain.matrix_auth().session().unwrap();
+    let (elsewhere, s) = login_elsewhere(&bot, "pw").await;
     let home = tempfile::tempdir().unwrap();
     let paths = MatrixPaths::new(home.path(), None);
     Credentials {
@@ -419,19 +406,7 @@ async fn legacy_password_config_logs_in_once() {
 async fn legacy_access_token_config_writes_credentials_for_its_device() {
     let hs = synapse();
     let bot = unique("bot");
-    drop(register(&bot, "pw").await);
-    let other = matrix_sdk::Client::builder()
-        .homeserver_url(&hs.url)
-        .build()
-        .await
-        .unwrap();
-    other
-        .matrix_auth()
-        .login_username(&bot, "pw")
-        .send()
-        .await
-        .unwrap();
-    let s = other.matrix_auth().session().unwrap();
+    let (_, s) = login_elsewhere(&bot, "pw").await;
     let home = tempfile::tempdir().unwrap();
     let paths = MatrixPaths::new(home.path(), None);
     let mut opts = MatrixOptions::new(vec![]);

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::relay::Relay;
-use common::synapse::{login_bot_on, register, synapse, unique, Human};
+use common::synapse::{login_bot_on, login_elsewhere, synapse, unique, Human};
 use common::{mesh_texts, tcp_sim, wait_mesh};
 use mmrelay::mesh::proto::PortNum;
 use mmrelay::mesh::transport::Endpoint;
@@ -508,19 +508,7 @@ async fn an_mmrelay_home_folder_starts_mmrelay_unchanged() {
         unreachable!()
     };
     let bot = unique("bot");
-    let _registered = register(&bot, "bot-pass").await;
-    let other = matrix_sdk::Client::builder()
-        .homeserver_url(&hs.url)
-        .build()
-        .await
-        .unwrap();
-    other
-        .matrix_auth()
-        .login_username(&bot, "bot-pass")
-        .send()
-        .await
-        .unwrap();
-    let session = other.matrix_auth().session().unwrap();
+    let (_registered, session) = login_elsewhere(&bot, "bot-pass").await;
     let bot_id = session.meta.user_id.clone();
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join("matrix")).unwrap();

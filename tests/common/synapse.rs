@@ -202,6 +202,29 @@ pub async fn register(name: &str, password: &str) -> Client {
     register_on(&synapse().url, name, password).await
 }
 
+/// Registers `name` on the shared homeserver, then logs it in from a second, plain client that
+/// uploads no keys (as MMRelay's own login or a script leaves a device). Returns the
+/// registering client and that login's session.
+pub async fn login_elsewhere(
+    name: &str,
+    password: &str,
+) -> (Client, matrix_sdk::authentication::matrix::MatrixSession) {
+    let registered = register(name, password).await;
+    let other = Client::builder()
+        .homeserver_url(&synapse().url)
+        .build()
+        .await
+        .unwrap();
+    other
+        .matrix_auth()
+        .login_username(name, password)
+        .initial_device_display_name("made elsewhere")
+        .send()
+        .await
+        .unwrap();
+    (registered, other.matrix_auth().session().unwrap())
+}
+
 /// Registers a user on the homeserver at `url`.
 pub async fn register_on(url: &str, name: &str, password: &str) -> Client {
     let client = Client::builder().homeserver_url(url).build().await.unwrap();

@@ -238,8 +238,12 @@ async fn deliver(s: &Shared, room: &Room, mut incoming: Incoming) {
 }
 
 async fn on_timeline_event(s: &Shared, room: &Room, ev: &TimelineEvent) {
-    let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else {
-        return;
+    let json = match serde_json::from_str::<Value>(ev.raw().json().get()) {
+        Ok(json) => json,
+        Err(e) => {
+            debug!("skipping an unreadable event in {}: {e}", room.room_id());
+            return;
+        }
     };
     let utd =
         ev.kind.is_utd() || json.get("type").and_then(Value::as_str) == Some("m.room.encrypted");
@@ -307,26 +311,17 @@ pub(super) async fn retry_pending(s: &Shared, client: &Client, which: &Retry) {
         pending.extend(keep);
         ready
     };
-    let mut delivered = false;
+    let mut decrypted = false;
     for (room_id, raw, sid) in ready {
         let Some(room) = client.get_room(&room_id) else {
             continue;
         };
         match room.decrypt_event(&raw, None).await {
             Ok(ev) if !ev.kind.is_utd() => {
-                let Ok(json) = serde_json::from_str::<Value>(ev.raw().json().get()) else {
-                    continue;
-                };
-                let event_id = json
-                    .get("event_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_string();
-                info!("Decrypted event {event_id} in {room_id} now that its key arrived");
-                if let Some(incoming) = parse_event(room_id.as_str(), &json, true) {
-                    deliver(s, &room, incoming).await;
-                    delivered = true;
-                }
+                let id = ev.event_id().map(|e| e.to_string()).unwrap_or_default();
+                info!("Decrypted event {id} in {room_id} now that its key arrived");
+                on_timeline_event(s, &room, &ev).await;
+                decrypted = true;
             }
             _ => {
                 debug!("key for session {sid} arrived but the event still does not decrypt");
@@ -334,7 +329,7 @@ pub(super) async fn retry_pending(s: &Shared, client: &Client, which: &Retry) {
             }
         }
     }
-    if delivered {
+    if decrypted {
         let _ = s.tx.send(MatrixEvent::Synced { token: None }).await;
     }
 }

@@ -161,7 +161,9 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     Err(e) => {
                         warn!("Dropping a message for the mesh: {e}");
                         r.outbox.pop_front();
-                        let _ = r.store.outbox_delete(id);
+                        if let Err(e) = r.store.outbox_delete(id) {
+                            warn!("outbox: {e}");
+                        }
                     }
                 }
             }

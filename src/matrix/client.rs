@@ -23,6 +23,7 @@ use super::session::{self, RestoreError};
 use super::sync::{
     is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer,
 };
+use crate::clock::backoff_delay;
 
 /// How the client behaves; [`MatrixOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -223,11 +224,7 @@ pub async fn start(
     );
 
     info!("Performing initial sync...");
-    let own = client
-        .user_id()
-        .ok_or("the Matrix session has no user id")?
-        .to_owned();
-    let filter = sync_filter(&rooms, &own, opts.timeline_limit);
+    let filter = sync_filter(&rooms, &user_id, opts.timeline_limit);
     let settings = SyncSettings::new()
         .filter(filter.into())
         .set_presence(matrix_sdk::ruma::presence::PresenceState::Offline);
@@ -245,7 +242,7 @@ pub async fn start(
     .await;
     // An unreachable homeserver at start (a router whose uplink comes up after it) is waited
     // for, with backoff; a refusal (token revoked, forbidden) stops mmrelay with the reason.
-    let mut delay = Duration::from_secs(1);
+    let mut failures = 0;
     loop {
         match syncer.once().await {
             Ok(()) => break,
@@ -254,12 +251,14 @@ pub async fn start(
                 if e.client_api_error_kind().is_some() {
                     return Err(format!("initial sync failed: {why}"));
                 }
+                let delay =
+                    backoff_delay(failures, Duration::from_secs(1), Duration::from_secs(60));
+                failures += 1;
                 warn!(
                     "Initial sync failed: {why}; retrying in {}s",
                     delay.as_secs()
                 );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(60));
             }
         }
     }
@@ -340,23 +339,25 @@ pub async fn start(
 
     let homeserver = restored.credentials.homeserver.clone();
     let sync_task = tokio::spawn(async move {
-        let mut delay = Duration::from_secs(5);
+        let mut failures = 0;
         loop {
             match syncer.once().await {
-                Ok(()) => delay = Duration::from_secs(5),
+                Ok(()) => failures = 0,
                 Err(e) => {
                     use matrix_sdk::ruma::api::error::ErrorKind;
                     if let Some(ErrorKind::UnknownToken(_)) = e.client_api_error_kind() {
                         error!("The Matrix access token was revoked; run `mmrelay auth login`");
                         break;
                     }
+                    let delay =
+                        backoff_delay(failures, Duration::from_secs(5), Duration::from_secs(60));
+                    failures += 1;
                     warn!(
                         "Matrix sync failed: {}; retrying in {}s",
                         session::explain(&e, &homeserver),
                         delay.as_secs()
                     );
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
                 }
             }
         }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::client::MatrixEvent;
 use super::sync::is_encrypted;
+use crate::clock::backoff_delay;
 
 /// An event to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +118,6 @@ pub fn spawn(
     let (sender, mut rx) = Sender::channel(capacity);
     let task = tokio::spawn(async move {
         while let Some(o) = rx.recv().await {
-            let mut delay = Duration::from_secs(1);
             let mut tries = 0u32;
             let report = loop {
                 match send_once(&client, &o, e2ee).await {
@@ -149,8 +149,12 @@ pub fn spawn(
                         } else {
                             debug!("send to {} failed again: {why}", o.room_id);
                         }
+                        let delay = backoff_delay(
+                            tries - 1,
+                            Duration::from_secs(1),
+                            Duration::from_secs(60),
+                        );
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(60));
                     }
                 }
             };

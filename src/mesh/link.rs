@@ -84,12 +84,7 @@ struct Link {
     inflight: HashMap<u32, Inflight>,
 }
 
-/// The delay before reconnect attempt `n` (0-based): doubling from `min` to `max`, with up to
-/// a quarter added at random so that many relays do not reconnect in step.
-pub fn backoff_delay(n: u32, min: Duration, max: Duration) -> Duration {
-    let base = min.saturating_mul(1u32 << n.min(16)).min(max);
-    base + base.mul_f64(fastrand::f64() * 0.25)
-}
+pub use crate::clock::backoff_delay;
 
 async fn write_msg<W: AsyncWrite + Unpin>(wr: &mut W, msg: &ToRadio) -> Result<(), String> {
     let bytes = framing::encode_message(msg).map_err(|e| e.to_string())?;

@@ -189,9 +189,7 @@ pub fn radio_endpoint(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Endpoint, Vec<Problem>> {
-    let (mut r, _) = Reader::new(text, env)?;
-    let endpoint = read_endpoint(&mut r);
-    r.done(endpoint).map(|e| e.expect("no problems"))
+    read_part(text, env, read_endpoint).map(|e| e.expect("no problems"))
 }
 
 /// Only the bridged rooms (`matrix_rooms`).
@@ -199,9 +197,7 @@ pub fn matrix_rooms(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<RoomRoute>, Vec<Problem>> {
-    let (mut r, _) = Reader::new(text, env)?;
-    let rooms = read_rooms(&mut r);
-    r.done(rooms)
+    read_part(text, env, read_rooms)
 }
 
 /// Only `matrix.e2ee.store_path` (or MMRelay's older `matrix.encryption.store_path`).
@@ -209,9 +205,18 @@ pub fn store_path(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<PathBuf>, Vec<Problem>> {
+    read_part(text, env, |r| read_e2ee(r).1)
+}
+
+/// Reads one part of the config with `part`; its problems only.
+fn read_part<T>(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    part: impl FnOnce(&mut Reader<'_>) -> T,
+) -> Result<T, Vec<Problem>> {
     let (mut r, _) = Reader::new(text, env)?;
-    let (_, path) = read_e2ee(&mut r);
-    r.done(path)
+    let value = part(&mut r);
+    r.done(value)
 }
 
 fn read_e2ee(r: &mut Reader<'_>) -> (bool, Option<PathBuf>) {

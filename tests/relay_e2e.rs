@@ -394,6 +394,16 @@ async fn mesh_messages_survive_a_kill_and_arrive_once() {
         assert_ne!(v["sender"], bot, "a message arrived twice: {v}");
     }
     relay.stop().await;
+    // The human read every message, those encrypted before the kill and after it (with the
+    // new session of the restarted relay), and no outbound session was ever written to disk.
+    let crypto = r.home.path().join("matrix/store/matrix-sdk-crypto.sqlite3");
+    let db = rusqlite::Connection::open(&crypto).unwrap();
+    let outbound: i64 = db
+        .query_row("SELECT count(*) FROM outbound_group_session", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(outbound, 0, "outbound Megolm sessions were saved");
 }
 
 /// Matrix messages sent while the relay is stopped reach the mesh after it starts, even more

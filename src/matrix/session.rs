@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use log::info;
 use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::StoreConfig;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
+use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::encryption::{BackupDownloadStrategy, EncryptionSettings};
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomFilter};
 use matrix_sdk::ruma::api::client::keys::get_keys;
@@ -15,7 +17,11 @@ use matrix_sdk::ruma::api::client::uiaa::{
     AuthData, MatrixUserIdentifier, Password, UserIdentifier,
 };
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
-use matrix_sdk::{Client, SessionMeta, SessionTokens, SqliteStoreConfig};
+use matrix_sdk::{Client, SessionMeta, SessionTokens};
+use matrix_sdk_crypto::store::IntoCryptoStore;
+use matrix_sdk_sqlite::{SqliteCryptoStore, SqliteStateStore, SqliteStoreConfig};
+
+use super::crypto_store::OutboundInMemory;
 
 use super::credentials::{self, Credentials, MatrixPaths};
 
@@ -120,13 +126,10 @@ pub fn password_auth(user: &str, password: &str, session: Option<String>) -> Aut
     AuthData::Password(p)
 }
 
-/// The files of matrix-sdk's SQLite store (named by matrix-sdk-sqlite 0.18).
-const SDK_DATABASES: [&str; 4] = [
-    "matrix-sdk-state.sqlite3",
-    "matrix-sdk-crypto.sqlite3",
-    "matrix-sdk-event-cache.sqlite3",
-    "matrix-sdk-media.sqlite3",
-];
+/// The files of matrix-sdk's SQLite stores we use (named by matrix-sdk-sqlite 0.18). The SDK's
+/// event cache and media stores stay in memory: the relay reads neither, and on disk they were
+/// two more databases to open and write.
+const SDK_DATABASES: [&str; 2] = ["matrix-sdk-state.sqlite3", "matrix-sdk-crypto.sqlite3"];
 
 /// Opens a client on the SQLite store at `store` with low-memory settings. With `discover`,
 /// `homeserver` may be a server name (resolved through .well-known).
@@ -148,8 +151,20 @@ pub async fn open_client(
     let store_config = store_config
         .pool_max_size(2)
         .journal_size_limit(1024 * 1024);
+    let open = |e: matrix_sdk_sqlite::OpenStoreError| {
+        format!("cannot open the Matrix store in {}: {e}", store.display())
+    };
+    let state = SqliteStateStore::open_with_config(&store_config)
+        .await
+        .map_err(open)?;
+    let crypto = SqliteCryptoStore::open_with_config(&store_config)
+        .await
+        .map_err(open)?;
+    let stores = StoreConfig::new(CrossProcessLockConfig::multi_process("main"))
+        .state_store(state)
+        .crypto_store(OutboundInMemory::new(crypto.into_crypto_store()));
     let builder = Client::builder()
-        .sqlite_store_with_config_and_cache_path(store_config, None::<&Path>)
+        .store_config(stores)
         .with_encryption_settings(EncryptionSettings {
             auto_enable_cross_signing: false,
             backup_download_strategy: BackupDownloadStrategy::Manual,

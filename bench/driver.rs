@@ -186,6 +186,9 @@ struct Run<'a> {
     bot: String,
     room: matrix_sdk::ruma::OwnedRoomId,
     child: Option<Child>,
+    /// How many times the relay was launched: probes carry it, so that a probe of an earlier
+    /// run relayed late (after a restart) does not count for this one.
+    launches: u32,
 }
 
 impl Drop for Run<'_> {
@@ -207,6 +210,7 @@ enum Arrival {
 
 impl Run<'_> {
     fn launch(&mut self) -> u32 {
+        self.launches += 1;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -308,6 +312,10 @@ impl Run<'_> {
         let (mut m2x, mut x2m) = (None, None);
         let (mut next_mesh, mut next_matrix) = (t0, t0);
         let mut n = 0;
+        let (mesh_probe, matrix_probe) = (
+            format!("probe-{}m-", self.launches),
+            format!("probe-{}x-", self.launches),
+        );
         while m2x.is_none() || x2m.is_none() {
             if t0.elapsed() > limit {
                 panic!(
@@ -322,19 +330,19 @@ impl Run<'_> {
             let now = Instant::now();
             if m2x.is_none() && now >= next_mesh {
                 n += 1;
-                self.inject(&format!("probe-m-{n}"));
+                self.inject(&format!("{mesh_probe}{n}"));
                 next_mesh += Duration::from_millis(250);
             }
             if x2m.is_none() && now >= next_matrix {
                 n += 1;
-                self.send_matrix(&format!("probe-x-{n}")).await;
+                self.send_matrix(&format!("{matrix_probe}{n}")).await;
                 next_matrix += Duration::from_millis(500);
             }
             match self.next(Duration::from_millis(50)).await {
-                Some(Arrival::Matrix(t, ..)) if t.starts_with("probe-m") && m2x.is_none() => {
+                Some(Arrival::Matrix(t, ..)) if t.starts_with(&mesh_probe) && m2x.is_none() => {
                     m2x = Some(t0.elapsed())
                 }
-                Some(Arrival::Mesh(t, _)) if t.starts_with("probe-x") && x2m.is_none() => {
+                Some(Arrival::Mesh(t, _)) if t.starts_with(&matrix_probe) && x2m.is_none() => {
                     x2m = Some(t0.elapsed())
                 }
                 _ => {}
@@ -450,6 +458,7 @@ async fn bench_one(
         bot: bot.clone(),
         room: room.clone(),
         child: None,
+        launches: 0,
     };
 
     // First run: join the room, share keys, prove both directions; then stop.

@@ -394,16 +394,53 @@ async fn mesh_messages_survive_a_kill_and_arrive_once() {
         assert_ne!(v["sender"], bot, "a message arrived twice: {v}");
     }
     relay.stop().await;
-    // The human read every message, those encrypted before the kill and after it (with the
-    // new session of the restarted relay), and no outbound session was ever written to disk.
-    let crypto = r.home.path().join("matrix/store/matrix-sdk-crypto.sqlite3");
-    let db = rusqlite::Connection::open(&crypto).unwrap();
-    let outbound: i64 = db
-        .query_row("SELECT count(*) FROM outbound_group_session", [], |row| {
-            row.get(0)
-        })
-        .unwrap();
-    assert_eq!(outbound, 0, "outbound Megolm sessions were saved");
+}
+
+/// The Megolm session the human read the bot's next message `text` (from the mesh) with.
+async fn session_of(r: &mut OneRoom, text: &str) -> String {
+    r.sim.inject_text(&SimText::broadcast(0x5555eeee, 0, text));
+    let bot = r.bot_id.to_string();
+    let v = r
+        .human
+        .next_from(&bot, |v| v["content"]["meshtastic_text"] == text)
+        .await;
+    v["session_id"]
+        .as_str()
+        .expect("an encrypted message")
+        .to_string()
+}
+
+fn outbound_rows(home: &std::path::Path) -> i64 {
+    let db =
+        rusqlite::Connection::open(home.join("matrix/store/matrix-sdk-crypto.sqlite3")).unwrap();
+    db.query_row("SELECT count(*) FROM outbound_group_session", [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+/// The outbound Megolm session is written only at a clean stop: the next start continues it.
+/// After a kill the session on disk may be behind the ratchet, so the next start begins a new
+/// one rather than reuse a message index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_sessions_continue_after_a_clean_stop_and_are_replaced_after_a_kill() {
+    let (mut r, relay) = one_room("SessionNet", "").await;
+    let first = session_of(&mut r, "before the stop").await;
+    let second = session_of(&mut r, "still before the stop").await;
+    assert_eq!(first, second);
+    assert_eq!(outbound_rows(r.home.path()), 0, "saved while running");
+    relay.stop().await;
+    assert_eq!(outbound_rows(r.home.path()), 1, "not saved at the stop");
+
+    let mut relay = Relay::launch(r.home.path()).await;
+    let after_stop = session_of(&mut r, "after a clean stop").await;
+    assert_eq!(after_stop, first, "a clean restart began a new session");
+    relay.kill();
+
+    let relay = Relay::launch(r.home.path()).await;
+    let after_kill = session_of(&mut r, "after a kill").await;
+    assert_ne!(after_kill, first, "the session was used again after a kill");
+    relay.stop().await;
 }
 
 /// Matrix messages sent while the relay is stopped reach the mesh after it starts, even more

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::content::Incoming;
 use super::credentials::MatrixPaths;
+use super::crypto_store::OutboundInMemory;
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
 use super::sync::{
@@ -105,6 +106,7 @@ pub struct MatrixHandle {
     rooms: Arc<Vec<OwnedRoomId>>,
     user_id: OwnedUserId,
     blocked: Arc<Vec<OwnedRoomId>>,
+    outbound: Arc<OutboundInMemory>,
 }
 
 fn rss_kib() -> Option<u64> {
@@ -162,9 +164,28 @@ impl MatrixHandle {
         &self.sender
     }
 
-    /// Stops sending; what the sender still held is the caller's to keep.
+    /// Stops sending, then saves the outbound Megolm sessions for the next start; what the
+    /// sender still held is the caller's to keep.
     pub async fn stop(&self) {
         self.sender_task.abort();
+        // Nothing may be encrypted after the sessions are saved: wait for the abort to land.
+        for _ in 0..1000 {
+            if self.sender_task.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !self.sender_task.is_finished() {
+            warn!("The Matrix sender did not stop; outbound sessions not saved");
+            return;
+        }
+        match self.outbound.save_at_stop().await {
+            Ok(n) if n > 0 => debug!("Saved {n} outbound Megolm session(s) for the next start"),
+            Ok(_) => {}
+            Err(e) => warn!(
+                "Saving the outbound Megolm sessions failed (new ones at the next start): {e}"
+            ),
+        }
     }
 }
 
@@ -374,6 +395,7 @@ pub async fn start(
             rooms: Arc::new(rooms),
             user_id,
             blocked: Arc::new(blocked),
+            outbound: restored.outbound.clone(),
         },
         rx,
         sync_task,

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use log::info;
 use matrix_sdk::authentication::matrix::MatrixSession;
+use std::sync::Arc;
+
 use matrix_sdk::config::StoreConfig;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
@@ -132,13 +134,14 @@ pub fn password_auth(user: &str, password: &str, session: Option<String>) -> Aut
 const SDK_DATABASES: [&str; 2] = ["matrix-sdk-state.sqlite3", "matrix-sdk-crypto.sqlite3"];
 
 /// Opens a client on the SQLite store at `store` with low-memory settings. With `discover`,
-/// `homeserver` may be a server name (resolved through .well-known).
+/// `homeserver` may be a server name (resolved through .well-known). Also returns the crypto
+/// store's handle for saving outbound sessions at a clean stop.
 pub async fn open_client(
     homeserver: &str,
     discover: bool,
     store: &Path,
     passphrase: &str,
-) -> Result<Client, String> {
+) -> Result<(Client, Arc<OutboundInMemory>), String> {
     credentials::private_dir(store)?;
     for name in SDK_DATABASES {
         crate::store::create_with_small_pages(&store.join(name))?;
@@ -160,9 +163,10 @@ pub async fn open_client(
     let crypto = SqliteCryptoStore::open_with_config(&store_config)
         .await
         .map_err(open)?;
+    let outbound = Arc::new(OutboundInMemory::new(crypto.into_crypto_store()));
     let stores = StoreConfig::new(CrossProcessLockConfig::multi_process("main"))
         .state_store(state)
-        .crypto_store(OutboundInMemory::new(crypto.into_crypto_store()));
+        .crypto_store(outbound.clone());
     let builder = Client::builder()
         .store_config(stores)
         .with_encryption_settings(EncryptionSettings {
@@ -176,10 +180,11 @@ pub async fn open_client(
     } else {
         builder.homeserver_url(homeserver)
     };
-    builder
+    let client = builder
         .build()
         .await
-        .map_err(|e| explain_transport(&chain(&e), homeserver))
+        .map_err(|e| explain_transport(&chain(&e), homeserver))?;
+    Ok((client, outbound))
 }
 
 /// A filter that syncs nothing but to-device and key traffic (for uploading keys).
@@ -374,7 +379,7 @@ pub async fn login(
         );
     }
     let passphrase = credentials::ensure_passphrase(paths)?;
-    let client = open_client(&homeserver, true, &paths.store, &passphrase).await?;
+    let (client, _) = open_client(&homeserver, true, &paths.store, &passphrase).await?;
     let mut req = client
         .matrix_auth()
         .login_username(&wanted_user, &params.password)
@@ -527,6 +532,8 @@ pub struct Restored {
     pub credentials: Credentials,
     /// True when the store was created now (a login made elsewhere).
     pub new_store: bool,
+    /// The crypto store's outbound sessions, to save at a clean stop.
+    pub outbound: Arc<OutboundInMemory>,
 }
 
 /// Restores the session of credentials.json on its store. Refuses a store that belongs to
@@ -561,7 +568,7 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
             )))
         }
     };
-    let client = open_client(&creds.homeserver, false, &paths.store, &passphrase)
+    let (client, outbound) = open_client(&creds.homeserver, false, &paths.store, &passphrase)
         .await
         .map_err(RestoreError::Other)?;
     let session = matrix_session(user.clone(), device.as_str(), &creds.access_token);
@@ -606,5 +613,6 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
         client,
         credentials: creds,
         new_store,
+        outbound,
     })
 }

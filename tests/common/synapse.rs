@@ -248,7 +248,8 @@ pub async fn register_on(url: &str, name: &str, password: &str) -> Client {
 }
 
 /// The human's side: a client that syncs in the background and reports every message-like
-/// event (decrypted when it can be) as JSON with `room_id` and `received_ms` added.
+/// event (decrypted when it can be) as JSON with `room_id`, `received_ms` and, for an
+/// encrypted one, `session_id` added.
 pub struct Human {
     pub client: Client,
     pub events: mpsc::UnboundedReceiver<Value>,
@@ -271,11 +272,18 @@ impl Human {
         let client = register_on(url, name, "human-pass").await;
         let (tx, events) = mpsc::unbounded_channel();
         client.add_event_handler(
-            move |_e: AnySyncMessageLikeEvent, room: matrix_sdk::Room, raw: RawEvent| {
+            move |_e: AnySyncMessageLikeEvent,
+                  room: matrix_sdk::Room,
+                  raw: RawEvent,
+                  enc: Option<matrix_sdk::deserialized_responses::EncryptionInfo>| {
                 let tx = tx.clone();
                 async move {
                     let mut v: Value = serde_json::from_str(raw.0.get()).unwrap();
                     v["room_id"] = Value::String(room.room_id().to_string());
+                    // The Megolm session it was encrypted with, if it was.
+                    if let Some(id) = enc.as_ref().and_then(|e| e.session_id()) {
+                        v["session_id"] = Value::String(id.to_string());
+                    }
                     // When this client had it, for the benchmark's latency figures.
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)

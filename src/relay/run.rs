@@ -35,6 +35,9 @@ pub(super) const PENDING_SENDS: usize = 1000;
 pub(super) const SYNC_TOKEN: &str = "sync_token";
 /// The last relayed packet's time (packets the radio replays that are older were relayed).
 pub(super) const LAST_RX_TIME: &str = "last_rx_time";
+/// At most this many messages for Matrix wait to be saved together.
+const STAGE_MAX: usize = 32;
+
 /// Bookkeeping waits at most this long for a write it can join.
 pub(super) const DEFER: Duration = Duration::from_secs(60);
 
@@ -140,6 +143,10 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         .map(|d| tokio::time::interval(d.max(Duration::from_millis(100))));
 
     loop {
+        // Packets for Matrix are saved once the radio's burst is read (or every STAGE_MAX).
+        if link_events.is_empty() || r.staged.len() >= STAGE_MAX {
+            r.save_staged();
+        }
         // Hand the next outbox message to the radio when it can take one.
         if inflight.is_none() && radio_ready {
             if let Some((id, item)) = r.outbox.front().cloned() {
@@ -234,7 +241,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                         warn!("saving node names: {e}");
                     }
                 }
-                Some(LinkEvent::Packet(p)) => r.on_packet(&p),
+                Some(LinkEvent::Packet(p)) => r.stage_packet(&p),
             },
             ev = mx_events.recv() => match ev {
                 None => break,
@@ -246,6 +253,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         }
     }
 
+    r.save_staged();
     notifier.stopping();
     // Messages of a sync that did not finish are not saved: the next start reads it again.
     r.deferred.last_rx_time = Some(r.threshold);

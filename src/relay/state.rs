@@ -60,6 +60,8 @@ pub(super) struct Relay {
     pub(super) from_sync: Vec<OutItem>,
     /// Mesh -> Matrix, saved, not yet on the homeserver.
     pub(super) to_matrix: HashMap<i64, MatrixOutItem>,
+    /// Messages for Matrix read from the radio, not saved yet (see `stage_packet`).
+    pub(super) staged: Vec<MatrixOutItem>,
     /// Of those, the ones the sender had no room for yet, in order.
     pub(super) backlog: VecDeque<i64>,
     pub(super) deferred: Deferred,
@@ -112,6 +114,7 @@ impl Relay {
             outbox,
             from_sync: Vec::new(),
             to_matrix: HashMap::new(),
+            staged: Vec::new(),
             backlog: VecDeque::new(),
             deferred: Deferred::default(),
             saved_token,
@@ -186,7 +189,16 @@ impl Relay {
     }
 
     /// A packet from the radio.
+    /// A packet from the radio: relayed to Matrix at once (saved, then queued).
+    #[cfg(test)]
     pub(super) fn on_packet(&mut self, p: &crate::mesh::proto::MeshPacket) {
+        self.stage_packet(p);
+        self.save_staged();
+    }
+
+    /// Turns a packet into messages for Matrix, held in `staged` until [`Self::save_staged`],
+    /// so that a burst from the radio costs one transaction rather than one per packet.
+    pub(super) fn stage_packet(&mut self, p: &crate::mesh::proto::MeshPacket) {
         let Some(d) = p.decoded() else { return };
         let port = d.portnum;
         if port != PortNum::TextMessageApp as i32 && port != PortNum::DetectionSensorApp as i32 {
@@ -245,7 +257,7 @@ impl Relay {
         };
         let mut items = Vec::new();
         for o in out {
-            if self.to_matrix.len() + items.len() >= PENDING_SENDS {
+            if self.to_matrix.len() + self.staged.len() + items.len() >= PENDING_SENDS {
                 self.n.dropped_full += 1;
                 warn!(
                     "{} messages wait for the homeserver; dropped one from {} ({} dropped so far)",
@@ -272,16 +284,25 @@ impl Relay {
             self.deferred.last_rx_time = Some(self.threshold);
             self.deferred.arm();
         }
+        self.staged.append(&mut items);
+    }
+
+    /// Saves the staged messages for Matrix in one transaction, then hands them to the sender.
+    pub(super) fn save_staged(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
         let mut c = Changes {
-            to_matrix: items,
+            to_matrix: std::mem::take(&mut self.staged),
             ..Default::default()
         };
         let ids = match self.save(&mut c, false) {
             Ok(saved) => saved.to_matrix,
             Err(e) => {
                 warn!(
-                    "Could not save a message for Matrix: {e} (it is sent, but would be lost \
-                     if mmrelay stopped first)"
+                    "Could not save {} message(s) for Matrix: {e} (they are sent, but would be \
+                     lost if mmrelay stopped first)",
+                    c.to_matrix.len()
                 );
                 c.to_matrix.iter().map(|_| self.next_unsaved_id()).collect()
             }

@@ -121,6 +121,24 @@ fn a_mesh_message_is_saved_with_its_transaction_id_before_it_is_queued() {
 }
 
 #[test]
+fn a_burst_from_the_radio_is_saved_in_one_write_then_queued_in_order() {
+    let mut f = fixture(16, false);
+    let writes = f.relay.store.writes();
+    for i in 1..=5 {
+        f.relay.stage_packet(&packet(i, &format!("m{i}")));
+    }
+    assert!(f.sent.try_recv().is_err(), "queued before it was saved");
+    assert!(f.relay.store.to_matrix().is_empty());
+    f.relay.save_staged();
+    assert_eq!(f.relay.store.writes(), writes + 1, "one transaction");
+    assert_eq!(f.relay.store.to_matrix().len(), 5);
+    assert_eq!(texts(&mut f.sent), ["m1", "m2", "m3", "m4", "m5"]);
+    // Nothing staged: no write.
+    f.relay.save_staged();
+    assert_eq!(f.relay.store.writes(), writes + 1);
+}
+
+#[test]
 fn sent_messages_are_crossed_off_with_the_next_write_or_the_flush() {
     let mut f = fixture(16, true);
     f.relay.on_packet(&packet(1, "one"));

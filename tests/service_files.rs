@@ -83,6 +83,7 @@ fn shell_scripts() -> Vec<std::path::PathBuf> {
         ".ci/run",
         "cross/openwrt/mmrelay.init",
         "cross/debian/postinst",
+        "cross/ordered-cc",
     ] {
         v.push(root().join(f));
     }
@@ -213,4 +214,60 @@ fn service_install_writes_a_unit_that_verifies() {
         "{}",
         String::from_utf8_lossy(&v.stderr)
     );
+}
+
+/// The x86_64 linker wrapper (cross/ordered-cc) adds the link order only to the release binary
+/// and only under lld, and keeps the symbols only when asked; everything else links unchanged.
+#[test]
+fn the_x86_64_linker_orders_only_the_release_binary_under_lld() {
+    let link = |args: &[&str], keep: bool| -> String {
+        let mut cmd = Command::new(root().join("cross/ordered-cc"));
+        cmd.args(args).env("MMRELAY_LINK_CC", "echo");
+        if keep {
+            cmd.env("MMRELAY_KEEP_SYMBOLS", "1");
+        } else {
+            cmd.env_remove("MMRELAY_KEEP_SYMBOLS");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let order = format!(
+        "-Wl,--symbol-ordering-file={}/order-x86_64.txt",
+        root().join("cross").display()
+    );
+    let release = [
+        "-o",
+        "/x/target/release/deps/mmrelay-0123",
+        "-fuse-ld=lld",
+        "-Wl,--strip-all",
+    ];
+    let got = link(&release, false);
+    assert_eq!(
+        got,
+        format!(
+            "{} {order} -Wl,--no-warn-symbol-ordering",
+            release.join(" ")
+        )
+    );
+    assert!(root().join("cross/order-x86_64.txt").is_file());
+    // Kept symbols: the same link without the strip.
+    assert!(!link(&release, true).contains("--strip-all"));
+    assert!(link(&release, true).contains(&order));
+    // Without lld (GNU ld has no ordering), for test and debug builds, other binaries: as is.
+    for args in [
+        &[
+            "-o",
+            "/x/target/release/deps/mmrelay-0123",
+            "-Wl,--strip-all",
+        ][..],
+        &["-o", "/x/target/debug/deps/mmrelay-0123", "-fuse-ld=lld"][..],
+        &[
+            "-o",
+            "/x/target/release/deps/mmrelay_sim-0123",
+            "-fuse-ld=lld",
+        ][..],
+    ] {
+        assert_eq!(link(args, false), args.join(" "));
+    }
 }

@@ -39,5 +39,5 @@ def costs(paths):
 
 
 for name, _ in sorted(costs(sys.argv[1:]).items(), key=lambda kv: (-kv[1], kv[0])):
-    if name not in ("(below main)",):
+    if name != "(below main)":
         print(name)

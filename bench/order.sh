@@ -6,9 +6,9 @@
 #
 # It links the release binary unstripped (the same code, MMRELAY_KEEP_SYMBOLS=1), runs the
 # benchmark's short workload (bench/driver.rs --quick: start, both directions, a burst, idle) on
-# it under valgrind's callgrind, and lists every function callgrind saw executed. Run it after large changes or
-# a dependency update: names the list no longer matches are laid out as usual, so a stale list
-# costs resident memory (bench/run.sh shows it), never correctness.
+# it under valgrind's callgrind, and lists every function callgrind saw executed. Run it after
+# large changes or a dependency update: names the list no longer matches are laid out as usual,
+# so a stale list costs resident memory (bench/run.sh shows it), never correctness.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,11 +30,13 @@ cp target/release/mmrelay "$work/mmrelay"
 cat >"$work/callgrind.sh" <<SH
 #!/bin/sh
 exec valgrind --tool=callgrind --callgrind-out-file=$root/$work/cg.%p.out \\
-  --demangle=no --compress-strings=no --compress-pos=no $root/$work/mmrelay "\$@" 2>>$root/$work/valgrind.log
+  --demangle=no --compress-strings=no --compress-pos=no \\
+  $root/$work/mmrelay "\$@" 2>>$root/$work/valgrind.log
 SH
 chmod +x "$work/callgrind.sh"
 echo "==> the short workload under callgrind"
-target/debug/examples/relay_bench --mmrelay "$root/$work/callgrind.sh" --quick --out "$root/$work/run" >"$work/bench.txt"
+target/debug/examples/relay_bench --mmrelay "$root/$work/callgrind.sh" --quick \
+  --out "$root/$work/run" >"$work/bench.txt"
 python3 bench/order.py "$work"/cg.*.out >"$work/order.txt"
 [ -s "$work/order.txt" ] || { echo "error: no functions found (see $work/)" >&2; exit 1; }
 mv "$work/order.txt" cross/order-x86_64.txt

@@ -309,6 +309,20 @@ async fn warm_up(r: &OneRoom) -> usize {
     r.sim.received().len()
 }
 
+/// Waits up to `secs` for the human's `texts` on the radio after its first `warm` packets, then
+/// checks each came once, in order, and that nothing more arrives in the next 2 s.
+async fn mesh_gets_each_once(r: &OneRoom, warm: usize, texts: &[String], secs: u64, what: &str) {
+    wait_mesh(&r.sim, warm + texts.len(), secs, what).await;
+    let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
+    assert_eq!(
+        mesh_texts(&r.sim, warm),
+        want,
+        "each message once, in order"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(r.sim.received().len(), warm + texts.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     let (r, mut relay) = one_room("BurstNet", "  message_delay: 0.3\n").await;
@@ -327,22 +341,7 @@ async fn a_relay_killed_mid_burst_delivers_every_message_once_after_restart() {
     );
 
     let relay = Relay::launch(r.home.path()).await;
-    wait_mesh(
-        &r.sim,
-        warm + texts.len(),
-        60,
-        "the burst after the restart",
-    )
-    .await;
-    let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
-    assert_eq!(
-        mesh_texts(&r.sim, warm),
-        want,
-        "each message once, in order"
-    );
-    // Nothing more arrives later either.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(r.sim.received().len(), warm + texts.len());
+    mesh_gets_each_once(&r, warm, &texts, 60, "the burst after the restart").await;
     relay.stop().await;
 }
 
@@ -457,21 +456,7 @@ async fn more_messages_than_a_sync_returns_while_stopped_all_reach_the_mesh() {
         r.human.send_text(&r.room, t).await;
     }
     let relay = Relay::launch(r.home.path()).await;
-    wait_mesh(
-        &r.sim,
-        warm + texts.len(),
-        90,
-        "the messages sent while stopped",
-    )
-    .await;
-    let want: Vec<String> = texts.iter().map(|t| format!("human[M]: {t}")).collect();
-    assert_eq!(
-        mesh_texts(&r.sim, warm),
-        want,
-        "each message once, in order"
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(r.sim.received().len(), warm + texts.len());
+    mesh_gets_each_once(&r, warm, &texts, 90, "the messages sent while stopped").await;
     let log = relay.log();
     assert!(
         log.contains("message(s) that the sync skipped"),

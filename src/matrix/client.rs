@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::content::Incoming;
 use super::credentials::MatrixPaths;
-use super::crypto_store::OutboundInMemory;
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
+use super::stores::OutboundInMemory;
 use super::sync::{
     is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer,
 };
@@ -102,7 +102,8 @@ pub enum MatrixEvent {
 pub struct MatrixHandle {
     client: Client,
     sender: Sender,
-    sender_task: Arc<JoinHandle<()>>,
+    /// Taken by the first `stop`.
+    sender_task: Arc<Mutex<Option<JoinHandle<()>>>>,
     rooms: Arc<Vec<OwnedRoomId>>,
     user_id: OwnedUserId,
     blocked: Arc<Vec<OwnedRoomId>>,
@@ -167,17 +168,15 @@ impl MatrixHandle {
     /// Stops sending, then saves the outbound Megolm sessions for the next start; what the
     /// sender still held is the caller's to keep.
     pub async fn stop(&self) {
-        self.sender_task.abort();
-        // Nothing may be encrypted after the sessions are saved: wait for the abort to land.
-        for _ in 0..1000 {
-            if self.sender_task.is_finished() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if !self.sender_task.is_finished() {
-            warn!("The Matrix sender did not stop; outbound sessions not saved");
+        let Some(task) = self.sender_task.lock().unwrap().take() else {
             return;
+        };
+        task.abort();
+        // Nothing may be encrypted after the sessions are saved: wait for the abort to land.
+        if let Err(e) = task.await {
+            if e.is_panic() {
+                error!("The Matrix sender had panicked: {e}");
+            }
         }
         match self.outbound.save_at_stop().await {
             Ok(n) if n > 0 => debug!("Saved {n} outbound Megolm session(s) for the next start"),
@@ -391,7 +390,7 @@ pub async fn start(
         MatrixHandle {
             client,
             sender,
-            sender_task: Arc::new(sender_task),
+            sender_task: Arc::new(Mutex::new(Some(sender_task))),
             rooms: Arc::new(rooms),
             user_id,
             blocked: Arc::new(blocked),

@@ -1,17 +1,15 @@
-//! The Matrix session: building a client on the SQLite E2EE store, logging in (with
+//! The Matrix session: building a client on the SDK's stores ([`super::stores`]), logging in (with
 //! cross-signing), restoring a session from credentials.json with the store's identity checked,
 //! status and logout. The `auth` commands and the running client are built on these.
 
 use std::path::Path;
 use std::time::Duration;
 
-use log::info;
-use matrix_sdk::authentication::matrix::MatrixSession;
 use std::sync::Arc;
 
-use matrix_sdk::config::StoreConfig;
+use log::info;
+use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
-use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::encryption::{BackupDownloadStrategy, EncryptionSettings};
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomFilter};
 use matrix_sdk::ruma::api::client::keys::get_keys;
@@ -20,12 +18,9 @@ use matrix_sdk::ruma::api::client::uiaa::{
 };
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
-use matrix_sdk_crypto::store::IntoCryptoStore;
-use matrix_sdk_sqlite::{SqliteCryptoStore, SqliteStateStore, SqliteStoreConfig};
-
-use super::crypto_store::OutboundInMemory;
 
 use super::credentials::{self, Credentials, MatrixPaths};
+use super::stores::{self, OutboundInMemory};
 
 /// The display name of mmrelay's devices.
 pub const DEVICE_NAME: &str = "mmrelay";
@@ -128,12 +123,7 @@ pub fn password_auth(user: &str, password: &str, session: Option<String>) -> Aut
     AuthData::Password(p)
 }
 
-/// The files of matrix-sdk's SQLite stores we use (named by matrix-sdk-sqlite 0.18). The SDK's
-/// event cache and media stores stay in memory: the relay reads neither, and on disk they were
-/// two more databases to open and write.
-const SDK_DATABASES: [&str; 2] = ["matrix-sdk-state.sqlite3", "matrix-sdk-crypto.sqlite3"];
-
-/// Opens a client on the SQLite store at `store` with low-memory settings. With `discover`,
+/// Opens a client on the SQLite stores in `store` (see [`stores::open`]). With `discover`,
 /// `homeserver` may be a server name (resolved through .well-known). Also returns the crypto
 /// store's handle for saving outbound sessions at a clean stop.
 pub async fn open_client(
@@ -142,31 +132,7 @@ pub async fn open_client(
     store: &Path,
     passphrase: &str,
 ) -> Result<(Client, Arc<OutboundInMemory>), String> {
-    credentials::private_dir(store)?;
-    for name in SDK_DATABASES {
-        crate::store::create_with_small_pages(&store.join(name))?;
-    }
-    let store_config = SqliteStoreConfig::with_low_memory_config(store);
-    let store_config = match credentials::store_secret(passphrase) {
-        credentials::StoreSecret::Key(k) => store_config.key(Some(&k)),
-        credentials::StoreSecret::Passphrase(p) => store_config.passphrase(Some(p)),
-    };
-    let store_config = store_config
-        .pool_max_size(2)
-        .journal_size_limit(1024 * 1024);
-    let open = |e: matrix_sdk_sqlite::OpenStoreError| {
-        format!("cannot open the Matrix store in {}: {e}", store.display())
-    };
-    let state = SqliteStateStore::open_with_config(&store_config)
-        .await
-        .map_err(open)?;
-    let crypto = SqliteCryptoStore::open_with_config(&store_config)
-        .await
-        .map_err(open)?;
-    let outbound = Arc::new(OutboundInMemory::new(crypto.into_crypto_store()));
-    let stores = StoreConfig::new(CrossProcessLockConfig::multi_process("main"))
-        .state_store(state)
-        .crypto_store(outbound.clone());
+    let (stores, outbound) = stores::open(store, passphrase).await?;
     let builder = Client::builder()
         .store_config(stores)
         .with_encryption_settings(EncryptionSettings {

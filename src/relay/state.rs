@@ -60,10 +60,10 @@ pub(super) struct Relay {
     pub(super) from_sync: Vec<OutItem>,
     /// Mesh -> Matrix, saved, not yet on the homeserver.
     pub(super) to_matrix: HashMap<i64, MatrixOutItem>,
-    /// Messages for Matrix read from the radio, not saved yet (see `stage_packet`).
-    pub(super) staged: Vec<MatrixOutItem>,
     /// Of those, the ones the sender had no room for yet, in order.
     pub(super) backlog: VecDeque<i64>,
+    /// Messages for Matrix read from the radio, not saved yet (see `stage_packet`).
+    pub(super) staged: Vec<MatrixOutItem>,
     pub(super) deferred: Deferred,
     pub(super) saved_token: Option<String>,
     /// Ids (negative, never in the tables) of messages that could not be saved.
@@ -114,8 +114,8 @@ impl Relay {
             outbox,
             from_sync: Vec::new(),
             to_matrix: HashMap::new(),
-            staged: Vec::new(),
             backlog: VecDeque::new(),
+            staged: Vec::new(),
             deferred: Deferred::default(),
             saved_token,
             unsaved_id: 0,
@@ -188,16 +188,9 @@ impl Relay {
         self.unsaved_id
     }
 
-    /// A packet from the radio.
-    /// A packet from the radio: relayed to Matrix at once (saved, then queued).
-    #[cfg(test)]
-    pub(super) fn on_packet(&mut self, p: &crate::mesh::proto::MeshPacket) {
-        self.stage_packet(p);
-        self.save_staged();
-    }
-
-    /// Turns a packet into messages for Matrix, held in `staged` until [`Self::save_staged`],
-    /// so that a burst from the radio costs one transaction rather than one per packet.
+    /// A packet from the radio: turned into messages for Matrix, held in `staged` until
+    /// [`Self::save_staged`], so that a burst from the radio costs one transaction rather than
+    /// one per packet.
     pub(super) fn stage_packet(&mut self, p: &crate::mesh::proto::MeshPacket) {
         let Some(d) = p.decoded() else { return };
         let port = d.portnum;

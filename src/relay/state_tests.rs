@@ -78,6 +78,14 @@ fn packet(id: u32, text: &str) -> MeshPacket {
     }
 }
 
+impl Relay {
+    /// A packet relayed at once (saved, then queued), as the loop does for a lone packet.
+    fn on_packet(&mut self, p: &MeshPacket) {
+        self.stage_packet(p);
+        self.save_staged();
+    }
+}
+
 fn matrix_text(event_id: &str, body: &str) -> Incoming {
     Incoming::Message(IncomingMessage {
         room_id: ROOM.into(),

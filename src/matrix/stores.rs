@@ -1,6 +1,8 @@
-//! The E2EE store given to matrix-sdk: its SQLite crypto store, except that outbound Megolm
-//! sessions (the keys this device encrypts room messages with) are saved only at a clean
-//! shutdown.
+//! The stores given to matrix-sdk ([`open`]): its SQLite state store, and its SQLite crypto
+//! store except that outbound Megolm sessions (the keys this device encrypts room messages
+//! with) are saved only at a clean shutdown ([`OutboundInMemory`]). The SDK's event cache and
+//! media stores stay in memory: the relay reads neither, and on disk they were two more
+//! databases to open and write.
 //!
 //! matrix-sdk saves the outbound session after every message it encrypts, to persist the
 //! ratchet's new index: a 2 KB row and a committed transaction per relayed message, the largest
@@ -14,10 +16,12 @@
 //! devices, identities) is saved exactly when the SDK asks.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use matrix_sdk::cross_process_lock::CrossProcessLockGeneration;
+use matrix_sdk::config::StoreConfig;
+use matrix_sdk::cross_process_lock::{CrossProcessLockConfig, CrossProcessLockGeneration};
 use matrix_sdk::ruma::events::secret::request::SecretName;
 use matrix_sdk::ruma::{DeviceId, OwnedDeviceId, OwnedRoomId, RoomId, TransactionId, UserId};
 use matrix_sdk_crypto::olm::{
@@ -28,12 +32,51 @@ use matrix_sdk_crypto::store::types::{
     BackupKeys, Changes, DehydratedDeviceKey, PendingChanges, RoomKeyCounts, RoomKeyWithheldEntry,
     RoomPendingKeyBundleDetails, RoomSettings, StoredRoomKeyBundleData, TrackedUser,
 };
-use matrix_sdk_crypto::store::{CryptoStore, CryptoStoreError, DynCryptoStore};
+use matrix_sdk_crypto::store::{CryptoStore, CryptoStoreError, DynCryptoStore, IntoCryptoStore};
 use matrix_sdk_crypto::vodozemac::Curve25519PublicKey;
 use matrix_sdk_crypto::{Account, DeviceData, GossipRequest, SecretInfo, UserIdentityData};
+use matrix_sdk_sqlite::{SqliteCryptoStore, SqliteStateStore, SqliteStoreConfig};
 use zeroize::Zeroizing;
 
+use super::credentials;
+
 type Result<T, E = CryptoStoreError> = std::result::Result<T, E>;
+
+/// The files of matrix-sdk's SQLite stores we use (named by matrix-sdk-sqlite 0.18).
+const SDK_DATABASES: [&str; 2] = ["matrix-sdk-state.sqlite3", "matrix-sdk-crypto.sqlite3"];
+
+/// Opens the stores in the folder `store` (created 0700, databases with small pages) with
+/// low-memory settings; also returns the crypto store's handle for
+/// [`OutboundInMemory::save_at_stop`].
+pub async fn open(
+    store: &Path,
+    passphrase: &str,
+) -> Result<(StoreConfig, Arc<OutboundInMemory>), String> {
+    credentials::private_dir(store)?;
+    for name in SDK_DATABASES {
+        crate::store::create_with_small_pages(&store.join(name))?;
+    }
+    let config = SqliteStoreConfig::with_low_memory_config(store);
+    let config = match credentials::store_secret(passphrase) {
+        credentials::StoreSecret::Key(k) => config.key(Some(&k)),
+        credentials::StoreSecret::Passphrase(p) => config.passphrase(Some(p)),
+    };
+    let config = config.pool_max_size(2).journal_size_limit(1024 * 1024);
+    let failed = |e: matrix_sdk_sqlite::OpenStoreError| {
+        format!("cannot open the Matrix store in {}: {e}", store.display())
+    };
+    let state = SqliteStateStore::open_with_config(&config)
+        .await
+        .map_err(failed)?;
+    let crypto = SqliteCryptoStore::open_with_config(&config)
+        .await
+        .map_err(failed)?;
+    let outbound = Arc::new(OutboundInMemory::new(crypto.into_crypto_store()));
+    let stores = StoreConfig::new(CrossProcessLockConfig::multi_process("main"))
+        .state_store(state)
+        .crypto_store(outbound.clone());
+    Ok((stores, outbound))
+}
 
 /// The custom value that marks the outbound sessions on disk as saved by a clean shutdown.
 const SAVED_AT_STOP: &str = "mmrelay_outbound_sessions_saved_at_stop";
@@ -92,7 +135,7 @@ impl OutboundInMemory {
 
 /// Moves `changes`' outbound sessions into `latest`; returns the rest, `None` when nothing
 /// else is left to save.
-pub fn hold_outbound(
+fn hold_outbound(
     mut changes: Changes,
     latest: &mut HashMap<OwnedRoomId, OutboundGroupSession>,
 ) -> Option<Changes> {

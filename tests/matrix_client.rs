@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::synapse::{login_elsewhere, register, synapse, unique, Human};
 use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
@@ -254,6 +254,59 @@ async fn messages_both_ways_in_encrypted_and_plain_rooms_and_after_restart() {
         .next_from(&bot_id, |v| v["content"]["body"] == "still encrypting")
         .await;
     assert_eq!(v["content"]["msgtype"], "m.notice");
+    bot.stop().await;
+}
+
+/// The bot keeps the devices it has read in memory (src/matrix/stores.rs): a device the human
+/// adds after the bot has encrypted for the room must still get the keys to what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_added_while_the_bot_runs_can_read_what_it_sends_next() {
+    let home = tempfile::tempdir().unwrap();
+    let (paths, bot_id) = login_bot(home.path()).await;
+    let mut human = Human::new(&unique("human")).await;
+    let bot_uid: matrix_sdk::ruma::OwnedUserId = bot_id.parse().unwrap();
+    let room = human
+        .create_room(true, std::slice::from_ref(&bot_uid))
+        .await;
+    let mut bot = Bot::start(&paths, &[room.to_string()]).await;
+    human.wait_joined(&room, &bot_uid).await;
+
+    // The bot encrypts for the human's first device (and has read its devices).
+    let c = content::message(MessageKind::Text, "before", None, &Map::new());
+    let txn = bot.send(room.as_str(), "m.room.message", &c).await;
+    bot.sent(txn).await;
+    let v = human
+        .next_from(&bot_id, |v| v["content"]["body"] == "before")
+        .await;
+    assert_eq!(v["type"], "m.room.message");
+
+    // A second device appears; what the bot sends from now on must become readable there.
+    let mut second = human.second_device().await;
+    let t0 = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let body = format!("after {n}");
+        let c = content::message(MessageKind::Text, &body, None, &Map::new());
+        let txn = bot.send(room.as_str(), "m.room.message", &c).await;
+        bot.sent(txn).await;
+        let got = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                let v = second.events.recv().await.expect("second device stopped");
+                if v["sender"] == bot_id.as_str() && v["content"]["body"] == body.as_str() {
+                    return v;
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "the second device could read none of {n} messages"
+        );
+    }
     bot.stop().await;
 }
 

@@ -270,6 +270,29 @@ impl Human {
     /// A human on the homeserver at `url`.
     pub async fn on(url: &str, name: &str) -> Human {
         let client = register_on(url, name, "human-pass").await;
+        Human::run(client, true).await
+    }
+
+    /// The same human on a new device (logged in with its password, not cross-signed).
+    pub async fn second_device(&self) -> Human {
+        let client = Client::builder()
+            .homeserver_url(self.client.homeserver())
+            .build()
+            .await
+            .unwrap();
+        client
+            .matrix_auth()
+            .login_username(self.user_id().localpart(), "human-pass")
+            .initial_device_display_name("second device")
+            .send()
+            .await
+            .unwrap();
+        Human::run(client, false).await
+    }
+
+    /// Reports `client`'s events and keeps it syncing; `cross_sign`: bootstraps cross-signing
+    /// first.
+    async fn run(client: Client, cross_sign: bool) -> Human {
         let (tx, events) = mpsc::unbounded_channel();
         client.add_event_handler(
             move |_e: AnySyncMessageLikeEvent,
@@ -295,18 +318,20 @@ impl Human {
         );
         client.sync_once(SyncSettings::new()).await.unwrap();
         // A cross-signed human, as Element users are (history is shared only by them).
-        if let Err(e) = client.encryption().bootstrap_cross_signing(None).await {
-            let uiaa = e.as_uiaa_response().expect("cross-signing bootstrap");
-            let auth = mmrelay::matrix::session::password_auth(
-                client.user_id().unwrap().as_str(),
-                "human-pass",
-                uiaa.session.clone(),
-            );
-            client
-                .encryption()
-                .bootstrap_cross_signing(Some(auth))
-                .await
-                .unwrap();
+        if cross_sign {
+            if let Err(e) = client.encryption().bootstrap_cross_signing(None).await {
+                let uiaa = e.as_uiaa_response().expect("cross-signing bootstrap");
+                let auth = mmrelay::matrix::session::password_auth(
+                    client.user_id().unwrap().as_str(),
+                    "human-pass",
+                    uiaa.session.clone(),
+                );
+                client
+                    .encryption()
+                    .bootstrap_cross_signing(Some(auth))
+                    .await
+                    .unwrap();
+            }
         }
         let c = client.clone();
         let task = tokio::spawn(async move {

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::synapse::{login_elsewhere, register, synapse, unique, Human};
+use matrix_sdk::ruma::OwnedRoomId;
 use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
 use mmrelay::matrix::content::{self, Incoming, MessageKind};
 use mmrelay::matrix::credentials::{Credentials, MatrixPaths};
@@ -257,10 +258,46 @@ async fn messages_both_ways_in_encrypted_and_plain_rooms_and_after_restart() {
     bot.stop().await;
 }
 
-/// The bot keeps the devices it has read in memory (src/matrix/stores.rs): a device the human
-/// adds after the bot has encrypted for the room must still get the keys to what follows.
+/// Sends texts from the bot until `reader` can read one (at most 45 s).
+async fn bot_sends_until_read(
+    bot: &mut Bot,
+    room: &OwnedRoomId,
+    bot_id: &str,
+    reader: &mut Human,
+    what: &str,
+) {
+    let t0 = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let body = format!("{what} {n}");
+        let c = content::message(MessageKind::Text, &body, None, &Map::new());
+        let txn = bot.send(room.as_str(), "m.room.message", &c).await;
+        bot.sent(txn).await;
+        let got = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                let v = reader.events.recv().await.expect("reader stopped");
+                if v["sender"] == bot_id && v["content"]["body"] == body.as_str() {
+                    return v;
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "{what}: none of {n} messages could be read"
+        );
+    }
+}
+
+/// The bot keeps the devices and room members it has read in memory (src/matrix/stores.rs,
+/// src/matrix/state_store.rs): a device the human adds and a member who joins after the bot
+/// has encrypted for the room must still get the keys to what follows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_added_while_the_bot_runs_can_read_what_it_sends_next() {
+async fn a_device_added_and_a_member_who_joins_while_the_bot_runs_read_what_it_sends_next() {
     let home = tempfile::tempdir().unwrap();
     let (paths, bot_id) = login_bot(home.path()).await;
     let mut human = Human::new(&unique("human")).await;
@@ -271,42 +308,31 @@ async fn a_device_added_while_the_bot_runs_can_read_what_it_sends_next() {
     let mut bot = Bot::start(&paths, &[room.to_string()]).await;
     human.wait_joined(&room, &bot_uid).await;
 
-    // The bot encrypts for the human's first device (and has read its devices).
-    let c = content::message(MessageKind::Text, "before", None, &Map::new());
-    let txn = bot.send(room.as_str(), "m.room.message", &c).await;
-    bot.sent(txn).await;
-    let v = human
-        .next_from(&bot_id, |v| v["content"]["body"] == "before")
-        .await;
-    assert_eq!(v["type"], "m.room.message");
+    // The bot encrypts for the human's first device (and has read its devices and the members).
+    bot_sends_until_read(&mut bot, &room, &bot_id, &mut human, "before").await;
 
-    // A second device appears; what the bot sends from now on must become readable there.
+    // A second device appears.
     let mut second = human.second_device().await;
-    let t0 = Instant::now();
-    let mut n = 0;
-    loop {
-        n += 1;
-        let body = format!("after {n}");
-        let c = content::message(MessageKind::Text, &body, None, &Map::new());
-        let txn = bot.send(room.as_str(), "m.room.message", &c).await;
-        bot.sent(txn).await;
-        let got = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                let v = second.events.recv().await.expect("second device stopped");
-                if v["sender"] == bot_id.as_str() && v["content"]["body"] == body.as_str() {
-                    return v;
-                }
-            }
-        })
-        .await;
-        if got.is_ok() {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(45),
-            "the second device could read none of {n} messages"
-        );
-    }
+    bot_sends_until_read(
+        &mut bot,
+        &room,
+        &bot_id,
+        &mut second,
+        "to the second device",
+    )
+    .await;
+
+    // A new member joins.
+    let mut newcomer = Human::new(&unique("newcomer")).await;
+    human
+        .client
+        .get_room(&room)
+        .unwrap()
+        .invite_user_by_id(&newcomer.user_id())
+        .await
+        .unwrap();
+    newcomer.client.join_room_by_id(&room).await.unwrap();
+    bot_sends_until_read(&mut bot, &room, &bot_id, &mut newcomer, "to the newcomer").await;
     bot.stop().await;
 }
 

@@ -10,5 +10,6 @@ pub mod content;
 pub mod credentials;
 pub mod sender;
 pub mod session;
+pub mod state_store;
 pub mod stores;
 pub mod sync;

@@ -20,6 +20,12 @@
 //! members; from SQLite each lookup meant a blocking-thread hand-off, a query, a decryption and
 //! a MessagePack decoding: a fifth of mmrelay's CPU per relayed message. They change only
 //! through `save_changes`, which empties the cache.
+//!
+//! Two more writes per sync are left out because they change nothing: matrix-sdk saves its Olm
+//! account after every sync (about 7 KB), changed or not, and only a save whose account differs
+//! from the one on disk (compared by a SHA-256 digest of its pickle) is written; and a save
+//! that carries nothing but the sync token (which the crypto store keeps for no reader in
+//! matrix-sdk) waits in memory for the next real save or the clean stop.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,6 +38,7 @@ use matrix_sdk::ruma::events::secret::request::SecretName;
 use matrix_sdk::ruma::{
     DeviceId, OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId,
 };
+use matrix_sdk::store::IntoStateStore;
 use matrix_sdk_crypto::olm::{
     InboundGroupSession, OlmMessageHash, OutboundGroupSession, PrivateCrossSigningIdentity,
     SenderDataType, Session,
@@ -44,6 +51,7 @@ use matrix_sdk_crypto::store::{CryptoStore, CryptoStoreError, DynCryptoStore, In
 use matrix_sdk_crypto::vodozemac::Curve25519PublicKey;
 use matrix_sdk_crypto::{Account, DeviceData, GossipRequest, SecretInfo, UserIdentityData};
 use matrix_sdk_sqlite::{SqliteCryptoStore, SqliteStateStore, SqliteStoreConfig};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::credentials;
@@ -81,7 +89,9 @@ pub async fn open(
         .map_err(failed)?;
     let outbound = Arc::new(OutboundInMemory::new(crypto.into_crypto_store()));
     let stores = StoreConfig::new(CrossProcessLockConfig::multi_process("main"))
-        .state_store(state)
+        .state_store(super::state_store::MembersCached::new(
+            state.into_state_store(),
+        ))
         .crypto_store(outbound.clone());
     Ok((stores, outbound))
 }
@@ -100,6 +110,10 @@ pub struct OutboundInMemory {
     resume: tokio::sync::OnceCell<bool>,
     /// Devices and identities read from `inner`.
     read: Mutex<ReadCache>,
+    /// The digest of the account as on disk (once read or written).
+    account_on_disk: Mutex<Option<[u8; 32]>>,
+    /// A sync token not written yet.
+    token: Mutex<Option<String>>,
 }
 
 /// How many users' devices (and as many identities) [`ReadCache`] keeps; beyond that it starts
@@ -166,6 +180,8 @@ impl OutboundInMemory {
             latest: Mutex::new(HashMap::new()),
             resume: tokio::sync::OnceCell::new(),
             read: Mutex::new(ReadCache::default()),
+            account_on_disk: Mutex::new(None),
+            token: Mutex::new(None),
         }
     }
 
@@ -182,20 +198,25 @@ impl OutboundInMemory {
         self.read.lock().unwrap().generation
     }
 
-    /// Saves the current outbound sessions and marks them as current; returns how many. Call
-    /// it once nothing will be encrypted any more.
+    /// Saves the current outbound sessions (and a sync token not written yet) and marks the
+    /// sessions as current; returns how many sessions. Call it once nothing will be encrypted
+    /// any more.
     pub async fn save_at_stop(&self) -> Result<usize> {
         let sessions: Vec<_> = self.latest.lock().unwrap().values().cloned().collect();
-        if sessions.is_empty() {
+        let token = self.token.lock().unwrap().take();
+        if sessions.is_empty() && token.is_none() {
             return Ok(0);
         }
         let n = sessions.len();
         let changes = Changes {
             outbound_group_sessions: sessions,
+            next_batch_token: token,
             ..Default::default()
         };
-        self.inner.save_changes(changes).await?;
-        self.inner.set_custom_value(SAVED_AT_STOP, vec![1]).await?;
+        self.write(self.inner.save_changes(changes)).await?;
+        if n > 0 {
+            self.inner.set_custom_value(SAVED_AT_STOP, vec![1]).await?;
+        }
         Ok(n)
     }
 
@@ -212,6 +233,29 @@ impl OutboundInMemory {
             .await
             .copied()
     }
+}
+
+/// The digest that tells whether `account` differs from the one on disk.
+fn account_digest(account: &Account) -> [u8; 32] {
+    let pickle = zeroize::Zeroizing::new(
+        serde_json::to_vec(&account.pickle()).expect("an account pickle serializes"),
+    );
+    Sha256::digest(&*pickle).into()
+}
+
+/// Holds `changes`' sync token in `held` when it is all they carry (returns `None`: nothing to
+/// write); otherwise returns them with the newest token, held or theirs.
+fn hold_token(mut changes: Changes, held: &mut Option<String>) -> Option<Changes> {
+    let token = changes.next_batch_token.take();
+    if changes.is_empty() {
+        if token.is_some() {
+            *held = token;
+        }
+        return None;
+    }
+    changes.next_batch_token = token.or_else(|| held.take());
+    *held = None;
+    Some(changes)
 }
 
 /// Moves `changes`' outbound sessions into `latest`; returns the rest, `None` when nothing
@@ -231,11 +275,27 @@ impl CryptoStore for OutboundInMemory {
     type Error = CryptoStoreError;
 
     async fn save_changes(&self, changes: Changes) -> Result<()> {
-        let rest = hold_outbound(changes, &mut self.latest.lock().unwrap());
-        match rest {
-            Some(changes) => self.write(self.inner.save_changes(changes)).await,
-            None => Ok(()),
+        let Some(rest) = hold_outbound(changes, &mut self.latest.lock().unwrap()) else {
+            return Ok(());
+        };
+        let Some(rest) = hold_token(rest, &mut self.token.lock().unwrap()) else {
+            return Ok(());
+        };
+        self.write(self.inner.save_changes(rest)).await
+    }
+
+    async fn save_pending_changes(&self, changes: PendingChanges) -> Result<()> {
+        let Some(account) = &changes.account else {
+            return self.inner.save_pending_changes(changes).await;
+        };
+        let digest = account_digest(account);
+        if *self.account_on_disk.lock().unwrap() == Some(digest) {
+            return Ok(());
         }
+        *self.account_on_disk.lock().unwrap() = None;
+        self.inner.save_pending_changes(changes).await?;
+        *self.account_on_disk.lock().unwrap() = Some(digest);
+        Ok(())
     }
 
     async fn get_outbound_group_session(
@@ -255,15 +315,13 @@ impl CryptoStore for OutboundInMemory {
     // Everything below is passed through unchanged.
 
     async fn load_account(&self) -> Result<Option<Account>> {
-        self.inner.load_account().await
+        let account = self.inner.load_account().await?;
+        *self.account_on_disk.lock().unwrap() = account.as_ref().map(account_digest);
+        Ok(account)
     }
 
     async fn load_identity(&self) -> Result<Option<PrivateCrossSigningIdentity>> {
         self.inner.load_identity().await
-    }
-
-    async fn save_pending_changes(&self, changes: PendingChanges) -> Result<()> {
-        self.inner.save_pending_changes(changes).await
     }
 
     async fn save_inbound_group_sessions(
@@ -526,6 +584,9 @@ impl CryptoStore for OutboundInMemory {
     }
 
     async fn next_batch_token(&self) -> Result<Option<String>> {
+        if let Some(t) = self.token.lock().unwrap().clone() {
+            return Ok(Some(t));
+        }
         self.inner.next_batch_token().await
     }
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use matrix_sdk::ruma::{device_id, user_id, DeviceId, UserId};
-use matrix_sdk_crypto::store::types::{Changes, DeviceChanges};
+use matrix_sdk_crypto::store::types::{Changes, DeviceChanges, PendingChanges};
 use matrix_sdk_crypto::store::{CryptoStore, DynCryptoStore, IntoCryptoStore, MemoryStore};
 use matrix_sdk_crypto::{Account, DeviceData};
 
-use super::{OutboundInMemory, ReadCache};
+use super::{hold_token, OutboundInMemory, ReadCache};
 
 fn device(user: &UserId, id: &DeviceId) -> DeviceData {
     DeviceData::from_account(&Account::with_device_id(user, id))
@@ -113,4 +113,132 @@ fn the_cache_is_bounded() {
         assert!(cache.identities.len() <= super::READ_CACHE_USERS);
     }
     assert_eq!(cache.devices.len(), 1);
+}
+
+fn save_account(account: &Account) -> PendingChanges {
+    PendingChanges {
+        account: Some(account.deep_clone()),
+    }
+}
+
+async fn uploaded_on_disk(inner: &DynCryptoStore) -> u64 {
+    inner
+        .load_account()
+        .await
+        .unwrap()
+        .unwrap()
+        .uploaded_key_count()
+}
+
+#[tokio::test]
+async fn an_unchanged_account_is_not_written_again() {
+    let (inner, store) = store();
+    let mut account = Account::with_device_id(user_id!("@bot:example.org"), device_id!("BOT"));
+    account.update_uploaded_key_count(50);
+    store
+        .save_pending_changes(save_account(&account))
+        .await
+        .unwrap();
+    assert_eq!(uploaded_on_disk(&*inner).await, 50);
+
+    // Changed on disk behind the wrapper's back, then saved unchanged through it: not written.
+    let mut other = account.deep_clone();
+    other.update_uploaded_key_count(7);
+    inner
+        .save_pending_changes(save_account(&other))
+        .await
+        .unwrap();
+    store
+        .save_pending_changes(save_account(&account))
+        .await
+        .unwrap();
+    assert_eq!(uploaded_on_disk(&*inner).await, 7);
+
+    // Any change is written.
+    account.update_uploaded_key_count(49);
+    store
+        .save_pending_changes(save_account(&account))
+        .await
+        .unwrap();
+    assert_eq!(uploaded_on_disk(&*inner).await, 49);
+    account.mark_as_shared();
+    store
+        .save_pending_changes(save_account(&account))
+        .await
+        .unwrap();
+    assert!(inner.load_account().await.unwrap().unwrap().shared());
+
+    // A loaded account counts as on disk: saving it back unchanged writes nothing.
+    let (inner2, store2) = self::store();
+    inner2
+        .save_pending_changes(save_account(&account))
+        .await
+        .unwrap();
+    let loaded = store2.load_account().await.unwrap().unwrap();
+    inner2
+        .save_pending_changes(save_account(&other))
+        .await
+        .unwrap();
+    store2
+        .save_pending_changes(save_account(&loaded))
+        .await
+        .unwrap();
+    assert_eq!(uploaded_on_disk(&*inner2).await, 7);
+}
+
+fn token(t: &str) -> Changes {
+    Changes {
+        next_batch_token: Some(t.to_owned()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_save_of_only_the_sync_token_waits_for_the_next_save_or_the_stop() {
+    let (inner, store) = store();
+    store.save_changes(token("t1")).await.unwrap();
+    assert_eq!(inner.next_batch_token().await.unwrap(), None);
+    assert_eq!(
+        store.next_batch_token().await.unwrap().as_deref(),
+        Some("t1")
+    );
+
+    // The next real save carries it.
+    let alice = user_id!("@alice:example.org");
+    store
+        .save_changes(new_devices(vec![device(alice, device_id!("ONE"))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        inner.next_batch_token().await.unwrap().as_deref(),
+        Some("t1")
+    );
+
+    // Held again, written at the stop.
+    store.save_changes(token("t2")).await.unwrap();
+    store.save_changes(token("t3")).await.unwrap();
+    assert_eq!(
+        inner.next_batch_token().await.unwrap().as_deref(),
+        Some("t1")
+    );
+    assert_eq!(store.save_at_stop().await.unwrap(), 0);
+    assert_eq!(
+        inner.next_batch_token().await.unwrap().as_deref(),
+        Some("t3")
+    );
+}
+
+#[test]
+fn a_token_held_is_replaced_by_a_newer_one() {
+    let mut held = Some("old".to_owned());
+    let mut c = new_devices(vec![]);
+    c.next_batch_token = Some("new".to_owned());
+    c.devices
+        .new
+        .push(device(user_id!("@a:b.c"), device_id!("D")));
+    let out = hold_token(c, &mut held).unwrap();
+    assert_eq!(out.next_batch_token.as_deref(), Some("new"));
+    assert_eq!(held, None);
+    assert!(hold_token(Changes::default(), &mut held).is_none());
+    assert_eq!(held, None);
 }

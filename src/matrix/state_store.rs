@@ -1,0 +1,426 @@
+//! The SDK's SQLite state store with the room member lists it has read kept in memory
+//! ([`MembersCached`]).
+//!
+//! Before each message it encrypts, matrix-sdk asks the state store for the room's members (to
+//! know whose devices get the room key). From SQLite that is a statement built and compiled
+//! anew, a blocking-thread hand-off and a decoding, every time: about a seventh of mmrelay's
+//! CPU per relayed message once the crypto store's reads were cached. Member lists change only
+//! through `save_changes` (a sync) or `remove_room`, and each write empties the cache.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use matrix_sdk::deserialized_responses::{DisplayName, RawAnySyncOrStrippedState};
+use matrix_sdk::ruma::events::presence::PresenceEvent;
+use matrix_sdk::ruma::events::receipt::{Receipt, ReceiptThread, ReceiptType};
+use matrix_sdk::ruma::events::{
+    AnyGlobalAccountDataEvent, AnyRoomAccountDataEvent, GlobalAccountDataEventType,
+    RoomAccountDataEventType, StateEventType,
+};
+use matrix_sdk::ruma::serde::Raw;
+use matrix_sdk::ruma::{
+    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedTransactionId,
+    OwnedUserId, RoomId, TransactionId, UserId,
+};
+use matrix_sdk::store::{
+    ChildTransactionId, DependentQueuedRequest, DependentQueuedRequestKind, DynStateStore,
+    QueueWedgeError, QueuedRequest, QueuedRequestKind, RoomLoadSettings, SentRequestKey,
+    StateStoreDataKey, StateStoreDataValue, StoredThreadSubscription,
+};
+use matrix_sdk::{RoomInfo, RoomMemberships, StateChanges, StateStore, StoreError};
+use matrix_sdk_base::MinimalRoomMemberEvent;
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How many member lists (room and membership filter) are kept; beyond that the cache starts
+/// again empty.
+const MEMBER_LISTS: usize = 64;
+
+/// Member lists as last read from the store, valid until the next write. A read that
+/// overlapped a write is not kept (the same generation rule as the crypto store's cache).
+#[derive(Debug, Default)]
+pub struct MemberLists {
+    generation: u64,
+    lists: HashMap<(OwnedRoomId, RoomMemberships), Vec<OwnedUserId>>,
+}
+
+impl MemberLists {
+    /// Forgets everything (a write is starting or has ended).
+    pub fn invalidate(&mut self) {
+        self.generation += 1;
+        self.lists.clear();
+    }
+
+    /// Keeps `users` if nothing was written since `generation`.
+    pub fn keep(
+        &mut self,
+        generation: u64,
+        room: &RoomId,
+        memberships: RoomMemberships,
+        users: &[OwnedUserId],
+    ) {
+        if generation == self.generation {
+            if self.lists.len() >= MEMBER_LISTS {
+                self.lists.clear();
+            }
+            self.lists
+                .insert((room.to_owned(), memberships), users.to_vec());
+        }
+    }
+}
+
+/// The SDK's state store with member lists cached (see the module doc).
+#[derive(Debug)]
+pub struct MembersCached {
+    inner: Arc<DynStateStore>,
+    members: Mutex<MemberLists>,
+}
+
+impl MembersCached {
+    pub fn new(inner: Arc<DynStateStore>) -> Self {
+        Self {
+            inner,
+            members: Mutex::new(MemberLists::default()),
+        }
+    }
+
+    /// Runs the write `w` with the cache emptied before and after it.
+    async fn write<T>(&self, w: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.members.lock().unwrap().invalidate();
+        let r = w.await;
+        self.members.lock().unwrap().invalidate();
+        r
+    }
+}
+
+#[async_trait]
+impl StateStore for MembersCached {
+    type Error = StoreError;
+
+    async fn get_user_ids(
+        &self,
+        room_id: &RoomId,
+        memberships: RoomMemberships,
+    ) -> Result<Vec<OwnedUserId>> {
+        let generation = {
+            let cache = self.members.lock().unwrap();
+            if let Some(users) = cache.lists.get(&(room_id.to_owned(), memberships)) {
+                return Ok(users.clone());
+            }
+            cache.generation
+        };
+        let users = self.inner.get_user_ids(room_id, memberships).await?;
+        let mut cache = self.members.lock().unwrap();
+        cache.keep(generation, room_id, memberships, &users);
+        Ok(users)
+    }
+
+    async fn save_changes(&self, changes: &StateChanges) -> Result<()> {
+        self.write(self.inner.save_changes(changes)).await
+    }
+
+    async fn remove_room(&self, room_id: &RoomId) -> Result<()> {
+        self.write(self.inner.remove_room(room_id)).await
+    }
+
+    async fn reopen(&self) -> Result<()> {
+        self.write(self.inner.reopen()).await
+    }
+
+    // Everything below is passed through unchanged.
+
+    async fn get_kv_data(&self, key: StateStoreDataKey<'_>) -> Result<Option<StateStoreDataValue>> {
+        self.inner.get_kv_data(key).await
+    }
+
+    async fn set_kv_data(
+        &self,
+        key: StateStoreDataKey<'_>,
+        value: StateStoreDataValue,
+    ) -> Result<()> {
+        self.inner.set_kv_data(key, value).await
+    }
+
+    async fn remove_kv_data(&self, key: StateStoreDataKey<'_>) -> Result<()> {
+        self.inner.remove_kv_data(key).await
+    }
+
+    async fn get_presence_event(&self, user_id: &UserId) -> Result<Option<Raw<PresenceEvent>>> {
+        self.inner.get_presence_event(user_id).await
+    }
+
+    async fn get_presence_events(
+        &self,
+        user_ids: &[OwnedUserId],
+    ) -> Result<Vec<Raw<PresenceEvent>>> {
+        self.inner.get_presence_events(user_ids).await
+    }
+
+    async fn get_state_event(
+        &self,
+        room_id: &RoomId,
+        event_type: StateEventType,
+        state_key: &str,
+    ) -> Result<Option<RawAnySyncOrStrippedState>> {
+        self.inner
+            .get_state_event(room_id, event_type, state_key)
+            .await
+    }
+
+    async fn get_state_events(
+        &self,
+        room_id: &RoomId,
+        event_type: StateEventType,
+    ) -> Result<Vec<RawAnySyncOrStrippedState>> {
+        self.inner.get_state_events(room_id, event_type).await
+    }
+
+    async fn get_state_events_for_keys(
+        &self,
+        room_id: &RoomId,
+        event_type: StateEventType,
+        state_keys: &[&str],
+    ) -> Result<Vec<RawAnySyncOrStrippedState>> {
+        self.inner
+            .get_state_events_for_keys(room_id, event_type, state_keys)
+            .await
+    }
+
+    async fn get_profile(
+        &self,
+        room_id: &RoomId,
+        user_id: &UserId,
+    ) -> Result<Option<MinimalRoomMemberEvent>> {
+        self.inner.get_profile(room_id, user_id).await
+    }
+
+    async fn get_profiles<'a>(
+        &self,
+        room_id: &RoomId,
+        user_ids: &'a [OwnedUserId],
+    ) -> Result<BTreeMap<&'a UserId, MinimalRoomMemberEvent>> {
+        self.inner.get_profiles(room_id, user_ids).await
+    }
+
+    async fn get_room_infos(&self, settings: &RoomLoadSettings) -> Result<Vec<RoomInfo>> {
+        self.inner.get_room_infos(settings).await
+    }
+
+    async fn get_users_with_display_name(
+        &self,
+        room_id: &RoomId,
+        display_name: &DisplayName,
+    ) -> Result<BTreeSet<OwnedUserId>> {
+        self.inner
+            .get_users_with_display_name(room_id, display_name)
+            .await
+    }
+
+    async fn get_users_with_display_names<'a>(
+        &self,
+        room_id: &RoomId,
+        display_names: &'a [DisplayName],
+    ) -> Result<HashMap<&'a DisplayName, BTreeSet<OwnedUserId>>> {
+        self.inner
+            .get_users_with_display_names(room_id, display_names)
+            .await
+    }
+
+    async fn get_account_data_event(
+        &self,
+        event_type: GlobalAccountDataEventType,
+    ) -> Result<Option<Raw<AnyGlobalAccountDataEvent>>> {
+        self.inner.get_account_data_event(event_type).await
+    }
+
+    async fn get_room_account_data_event(
+        &self,
+        room_id: &RoomId,
+        event_type: RoomAccountDataEventType,
+    ) -> Result<Option<Raw<AnyRoomAccountDataEvent>>> {
+        self.inner
+            .get_room_account_data_event(room_id, event_type)
+            .await
+    }
+
+    async fn get_user_room_receipt_event(
+        &self,
+        room_id: &RoomId,
+        receipt_type: ReceiptType,
+        thread: ReceiptThread,
+        user_id: &UserId,
+    ) -> Result<Option<(OwnedEventId, Receipt)>> {
+        self.inner
+            .get_user_room_receipt_event(room_id, receipt_type, thread, user_id)
+            .await
+    }
+
+    async fn get_event_room_receipt_events(
+        &self,
+        room_id: &RoomId,
+        receipt_type: ReceiptType,
+        thread: ReceiptThread,
+        event_id: &EventId,
+    ) -> Result<Vec<(OwnedUserId, Receipt)>> {
+        self.inner
+            .get_event_room_receipt_events(room_id, receipt_type, thread, event_id)
+            .await
+    }
+
+    async fn get_custom_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.get_custom_value(key).await
+    }
+
+    async fn set_custom_value(&self, key: &[u8], value: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        self.inner.set_custom_value(key, value).await
+    }
+
+    async fn set_custom_value_no_read(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        self.inner.set_custom_value_no_read(key, value).await
+    }
+
+    async fn remove_custom_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.remove_custom_value(key).await
+    }
+
+    async fn save_send_queue_request(
+        &self,
+        room_id: &RoomId,
+        transaction_id: OwnedTransactionId,
+        created_at: MilliSecondsSinceUnixEpoch,
+        request: QueuedRequestKind,
+        priority: usize,
+    ) -> Result<()> {
+        self.inner
+            .save_send_queue_request(room_id, transaction_id, created_at, request, priority)
+            .await
+    }
+
+    async fn update_send_queue_request(
+        &self,
+        room_id: &RoomId,
+        transaction_id: &TransactionId,
+        content: QueuedRequestKind,
+    ) -> Result<bool> {
+        self.inner
+            .update_send_queue_request(room_id, transaction_id, content)
+            .await
+    }
+
+    async fn remove_send_queue_request(
+        &self,
+        room_id: &RoomId,
+        transaction_id: &TransactionId,
+    ) -> Result<bool> {
+        self.inner
+            .remove_send_queue_request(room_id, transaction_id)
+            .await
+    }
+
+    async fn load_send_queue_requests(&self, room_id: &RoomId) -> Result<Vec<QueuedRequest>> {
+        self.inner.load_send_queue_requests(room_id).await
+    }
+
+    async fn update_send_queue_request_status(
+        &self,
+        room_id: &RoomId,
+        transaction_id: &TransactionId,
+        error: Option<QueueWedgeError>,
+    ) -> Result<()> {
+        self.inner
+            .update_send_queue_request_status(room_id, transaction_id, error)
+            .await
+    }
+
+    async fn load_rooms_with_unsent_requests(&self) -> Result<Vec<OwnedRoomId>> {
+        self.inner.load_rooms_with_unsent_requests().await
+    }
+
+    async fn save_dependent_queued_request(
+        &self,
+        room_id: &RoomId,
+        parent_txn_id: &TransactionId,
+        own_txn_id: ChildTransactionId,
+        created_at: MilliSecondsSinceUnixEpoch,
+        content: DependentQueuedRequestKind,
+    ) -> Result<()> {
+        self.inner
+            .save_dependent_queued_request(room_id, parent_txn_id, own_txn_id, created_at, content)
+            .await
+    }
+
+    async fn mark_dependent_queued_requests_as_ready(
+        &self,
+        room_id: &RoomId,
+        parent_txn_id: &TransactionId,
+        sent_parent_key: SentRequestKey,
+    ) -> Result<usize> {
+        self.inner
+            .mark_dependent_queued_requests_as_ready(room_id, parent_txn_id, sent_parent_key)
+            .await
+    }
+
+    async fn update_dependent_queued_request(
+        &self,
+        room_id: &RoomId,
+        own_transaction_id: &ChildTransactionId,
+        new_content: DependentQueuedRequestKind,
+    ) -> Result<bool> {
+        self.inner
+            .update_dependent_queued_request(room_id, own_transaction_id, new_content)
+            .await
+    }
+
+    async fn remove_dependent_queued_request(
+        &self,
+        room: &RoomId,
+        own_txn_id: &ChildTransactionId,
+    ) -> Result<bool> {
+        self.inner
+            .remove_dependent_queued_request(room, own_txn_id)
+            .await
+    }
+
+    async fn load_dependent_queued_requests(
+        &self,
+        room: &RoomId,
+    ) -> Result<Vec<DependentQueuedRequest>> {
+        self.inner.load_dependent_queued_requests(room).await
+    }
+
+    async fn upsert_thread_subscriptions(
+        &self,
+        updates: Vec<(&RoomId, &EventId, StoredThreadSubscription)>,
+    ) -> Result<()> {
+        self.inner.upsert_thread_subscriptions(updates).await
+    }
+
+    async fn remove_thread_subscription(&self, room: &RoomId, thread_id: &EventId) -> Result<()> {
+        self.inner.remove_thread_subscription(room, thread_id).await
+    }
+
+    async fn load_thread_subscription(
+        &self,
+        room: &RoomId,
+        thread_id: &EventId,
+    ) -> Result<Option<StoredThreadSubscription>> {
+        self.inner.load_thread_subscription(room, thread_id).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        self.inner.optimize().await
+    }
+
+    async fn get_size(&self) -> Result<Option<usize>> {
+        self.inner.get_size().await
+    }
+}
+
+#[cfg(test)]
+#[path = "state_store_tests.rs"]
+mod tests;

@@ -1,0 +1,98 @@
+//! Tests of [`MembersCached`], over the SDK's in-memory state store.
+
+use std::sync::Arc;
+
+use matrix_sdk::ruma::events::AnySyncStateEvent;
+use matrix_sdk::ruma::serde::Raw;
+use matrix_sdk::ruma::{room_id, user_id, OwnedUserId, RoomId, UserId};
+use matrix_sdk::store::{DynStateStore, IntoStateStore, MemoryStore};
+use matrix_sdk::{RoomMemberships, StateChanges, StateStore};
+
+use super::{MemberLists, MembersCached};
+
+fn joins(room: &RoomId, users: &[&UserId]) -> StateChanges {
+    let mut changes = StateChanges::default();
+    for user in users {
+        let raw: Raw<AnySyncStateEvent> = serde_json::from_value(serde_json::json!({
+            "type": "m.room.member",
+            "state_key": user,
+            "sender": user,
+            "event_id": format!("$join-{}", user.localpart()),
+            "origin_server_ts": 1,
+            "content": {"membership": "join"}
+        }))
+        .unwrap();
+        let event = raw.deserialize().unwrap();
+        changes.add_state_event(room, event, raw);
+    }
+    changes
+}
+
+async fn joined(
+    store: &dyn StateStore<Error = matrix_sdk::StoreError>,
+    room: &RoomId,
+) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .get_user_ids(room, RoomMemberships::JOIN)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.localpart().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn stores() -> (Arc<DynStateStore>, MembersCached) {
+    let inner = MemoryStore::new().into_state_store();
+    (inner.clone(), MembersCached::new(inner))
+}
+
+#[tokio::test]
+async fn member_lists_are_read_once_and_read_again_after_a_write() {
+    let room = room_id!("!r:example.org");
+    let (alice, bob, carol) = (
+        user_id!("@alice:example.org"),
+        user_id!("@bob:example.org"),
+        user_id!("@carol:example.org"),
+    );
+    let (inner, store) = stores();
+    store.save_changes(&joins(room, &[alice])).await.unwrap();
+    assert_eq!(joined(&store, room).await, ["alice"]);
+
+    // Written behind the wrapper's back: it answers from what it read.
+    inner.save_changes(&joins(room, &[bob])).await.unwrap();
+    assert_eq!(joined(&store, room).await, ["alice"]);
+    // Another filter is another list.
+    assert_eq!(
+        store
+            .get_user_ids(room, RoomMemberships::ACTIVE)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A write through it empties the cache; so does removing the room.
+    store.save_changes(&joins(room, &[carol])).await.unwrap();
+    assert_eq!(joined(&store, room).await, ["alice", "bob", "carol"]);
+    store.remove_room(room).await.unwrap();
+    assert!(joined(&store, room).await.is_empty());
+}
+
+#[test]
+fn a_read_that_overlapped_a_write_is_not_kept_and_the_cache_is_bounded() {
+    let room = room_id!("!r:example.org");
+    let users: Vec<OwnedUserId> = vec![user_id!("@a:example.org").to_owned()];
+    let mut cache = MemberLists::default();
+    let before = cache.generation;
+    cache.invalidate();
+    cache.keep(before, room, RoomMemberships::JOIN, &users);
+    assert!(cache.lists.is_empty());
+    for i in 0..=super::MEMBER_LISTS {
+        let r = RoomId::parse(format!("!r{i}:example.org")).unwrap();
+        cache.keep(cache.generation, &r, RoomMemberships::JOIN, &users);
+        assert!(cache.lists.len() <= super::MEMBER_LISTS);
+    }
+    assert_eq!(cache.lists.len(), 1);
+}

@@ -20,7 +20,7 @@ use super::content::Incoming;
 use super::credentials::MatrixPaths;
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
-use super::stores::OutboundInMemory;
+use super::stores::HeldBack;
 use super::sync::{
     is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer,
 };
@@ -107,7 +107,7 @@ pub struct MatrixHandle {
     rooms: Arc<Vec<OwnedRoomId>>,
     user_id: OwnedUserId,
     blocked: Arc<Vec<OwnedRoomId>>,
-    outbound: Arc<OutboundInMemory>,
+    held: HeldBack,
 }
 
 fn rss_kib() -> Option<u64> {
@@ -165,8 +165,8 @@ impl MatrixHandle {
         &self.sender
     }
 
-    /// Stops sending, then saves the outbound Megolm sessions for the next start; what the
-    /// sender still held is the caller's to keep.
+    /// Stops sending, then saves what the stores held back (the outbound Megolm sessions for
+    /// the next start, a sync token); what the sender still held is the caller's to keep.
     pub async fn stop(&self) {
         let Some(task) = self.sender_task.lock().unwrap().take() else {
             return;
@@ -178,7 +178,7 @@ impl MatrixHandle {
                 error!("The Matrix sender had panicked: {e}");
             }
         }
-        match self.outbound.save_at_stop().await {
+        match self.held.save_at_stop().await {
             Ok(n) if n > 0 => debug!("Saved {n} outbound Megolm session(s) for the next start"),
             Ok(_) => {}
             Err(e) => warn!(
@@ -394,7 +394,7 @@ pub async fn start(
             rooms: Arc::new(rooms),
             user_id,
             blocked: Arc::new(blocked),
-            outbound: restored.outbound.clone(),
+            held: restored.held.clone(),
         },
         rx,
         sync_task,

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use log::info;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::{RequestConfig, SyncSettings};
@@ -20,7 +18,7 @@ use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
 use super::credentials::{self, Credentials, MatrixPaths};
-use super::stores::{self, OutboundInMemory};
+use super::stores::{self, HeldBack};
 
 /// The display name of mmrelay's devices.
 pub const DEVICE_NAME: &str = "mmrelay";
@@ -124,15 +122,15 @@ pub fn password_auth(user: &str, password: &str, session: Option<String>) -> Aut
 }
 
 /// Opens a client on the SQLite stores in `store` (see [`stores::open`]). With `discover`,
-/// `homeserver` may be a server name (resolved through .well-known). Also returns the crypto
-/// store's handle for saving outbound sessions at a clean stop.
+/// `homeserver` may be a server name (resolved through .well-known). Also returns what the
+/// stores hold back until a clean stop.
 pub async fn open_client(
     homeserver: &str,
     discover: bool,
     store: &Path,
     passphrase: &str,
-) -> Result<(Client, Arc<OutboundInMemory>), String> {
-    let (stores, outbound) = stores::open(store, passphrase).await?;
+) -> Result<(Client, HeldBack), String> {
+    let (stores, held) = stores::open(store, passphrase).await?;
     let builder = Client::builder()
         .store_config(stores)
         .with_encryption_settings(EncryptionSettings {
@@ -150,7 +148,7 @@ pub async fn open_client(
         .build()
         .await
         .map_err(|e| explain_transport(&chain(&e), homeserver))?;
-    Ok((client, outbound))
+    Ok((client, held))
 }
 
 /// A filter that syncs nothing but to-device and key traffic (for uploading keys).
@@ -498,8 +496,8 @@ pub struct Restored {
     pub credentials: Credentials,
     /// True when the store was created now (a login made elsewhere).
     pub new_store: bool,
-    /// The crypto store's outbound sessions, to save at a clean stop.
-    pub outbound: Arc<OutboundInMemory>,
+    /// What the stores hold back, to save at a clean stop.
+    pub held: HeldBack,
 }
 
 /// Restores the session of credentials.json on its store. Refuses a store that belongs to
@@ -534,7 +532,7 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
             )))
         }
     };
-    let (client, outbound) = open_client(&creds.homeserver, false, &paths.store, &passphrase)
+    let (client, held) = open_client(&creds.homeserver, false, &paths.store, &passphrase)
         .await
         .map_err(RestoreError::Other)?;
     let session = matrix_session(user.clone(), device.as_str(), &creds.access_token);
@@ -579,6 +577,6 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
         client,
         credentials: creds,
         new_store,
-        outbound,
+        held,
     })
 }

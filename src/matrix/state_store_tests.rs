@@ -1,14 +1,16 @@
-//! Tests of [`MembersCached`], over the SDK's in-memory state store.
+//! Tests of [`SdkStateStore`], over the SDK's in-memory state store.
 
 use std::sync::Arc;
 
 use matrix_sdk::ruma::events::AnySyncStateEvent;
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{room_id, user_id, OwnedUserId, RoomId, UserId};
-use matrix_sdk::store::{DynStateStore, IntoStateStore, MemoryStore};
+use matrix_sdk::store::{
+    DynStateStore, IntoStateStore, MemoryStore, StateStoreDataKey, StateStoreDataValue,
+};
 use matrix_sdk::{RoomMemberships, StateChanges, StateStore};
 
-use super::{MemberLists, MembersCached};
+use super::{only_token, MemberLists, SdkStateStore};
 
 fn joins(room: &RoomId, users: &[&UserId]) -> StateChanges {
     let mut changes = StateChanges::default();
@@ -43,9 +45,9 @@ async fn joined(
     v
 }
 
-fn stores() -> (Arc<DynStateStore>, MembersCached) {
+fn stores() -> (Arc<DynStateStore>, SdkStateStore) {
     let inner = MemoryStore::new().into_state_store();
-    (inner.clone(), MembersCached::new(inner))
+    (inner.clone(), SdkStateStore::new(inner))
 }
 
 #[tokio::test]
@@ -95,4 +97,71 @@ fn a_read_that_overlapped_a_write_is_not_kept_and_the_cache_is_bounded() {
         assert!(cache.lists.len() <= super::MEMBER_LISTS);
     }
     assert_eq!(cache.lists.len(), 1);
+}
+
+async fn token(store: &dyn StateStore<Error = matrix_sdk::StoreError>) -> Option<String> {
+    match store
+        .get_kv_data(StateStoreDataKey::SyncToken)
+        .await
+        .unwrap()
+    {
+        Some(StateStoreDataValue::SyncToken(t)) => Some(t),
+        None => None,
+        Some(other) => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_sync_token_alone_waits_for_the_next_save_or_the_stop() {
+    let room = room_id!("!r:example.org");
+    let (inner, store) = stores();
+    store
+        .save_changes(&StateChanges::new("t1".into()))
+        .await
+        .unwrap();
+    assert_eq!(token(&*inner).await, None);
+    assert_eq!(token(&store).await.as_deref(), Some("t1"));
+
+    // A save that carries something (here without a token of its own) takes it along.
+    store
+        .save_changes(&joins(room, &[user_id!("@alice:example.org")]))
+        .await
+        .unwrap();
+    assert_eq!(token(&*inner).await.as_deref(), Some("t1"));
+    assert_eq!(joined(&*inner, room).await, ["alice"]);
+
+    // One with its own token keeps that one.
+    store
+        .save_changes(&StateChanges::new("t2".into()))
+        .await
+        .unwrap();
+    let mut c = joins(room, &[user_id!("@bob:example.org")]);
+    c.sync_token = Some("t3".into());
+    store.save_changes(&c).await.unwrap();
+    assert_eq!(token(&*inner).await.as_deref(), Some("t3"));
+
+    // Held, then written at the stop.
+    store
+        .save_changes(&StateChanges::new("t4".into()))
+        .await
+        .unwrap();
+    store
+        .save_changes(&StateChanges::new("t5".into()))
+        .await
+        .unwrap();
+    assert_eq!(token(&*inner).await.as_deref(), Some("t3"));
+    store.save_at_stop().await.unwrap();
+    assert_eq!(token(&*inner).await.as_deref(), Some("t5"));
+    store.save_at_stop().await.unwrap();
+    assert_eq!(token(&*inner).await.as_deref(), Some("t5"));
+}
+
+#[test]
+fn only_a_token_is_only_a_token() {
+    let room = room_id!("!r:example.org");
+    assert_eq!(only_token(&StateChanges::new("t".into())), Some("t"));
+    assert_eq!(only_token(&StateChanges::default()), None);
+    let mut c = joins(room, &[user_id!("@a:example.org")]);
+    c.sync_token = Some("t".into());
+    assert_eq!(only_token(&c), None);
 }

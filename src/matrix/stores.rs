@@ -55,19 +55,38 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::credentials;
+use super::state_store::SdkStateStore;
 
 type Result<T, E = CryptoStoreError> = std::result::Result<T, E>;
 
 /// The files of matrix-sdk's SQLite stores we use (named by matrix-sdk-sqlite 0.18).
 const SDK_DATABASES: [&str; 2] = ["matrix-sdk-state.sqlite3", "matrix-sdk-crypto.sqlite3"];
 
+/// What the stores hold back in memory until a clean stop ([`HeldBack::save_at_stop`]).
+#[derive(Debug, Clone)]
+pub struct HeldBack {
+    pub crypto: Arc<OutboundInMemory>,
+    pub state: Arc<SdkStateStore>,
+}
+
+impl HeldBack {
+    /// Saves what is held back; returns how many outbound sessions. Call it once nothing will be
+    /// encrypted or synced any more.
+    pub async fn save_at_stop(&self) -> Result<usize, String> {
+        let state = self.state.save_at_stop().await;
+        let n = self
+            .crypto
+            .save_at_stop()
+            .await
+            .map_err(|e| e.to_string())?;
+        state.map_err(|e| e.to_string())?;
+        Ok(n)
+    }
+}
+
 /// Opens the stores in the folder `store` (created 0700, databases with small pages) with
-/// low-memory settings; also returns the crypto store's handle for
-/// [`OutboundInMemory::save_at_stop`].
-pub async fn open(
-    store: &Path,
-    passphrase: &str,
-) -> Result<(StoreConfig, Arc<OutboundInMemory>), String> {
+/// low-memory settings; also returns what they hold back until a clean stop.
+pub async fn open(store: &Path, passphrase: &str) -> Result<(StoreConfig, HeldBack), String> {
     credentials::private_dir(store)?;
     for name in SDK_DATABASES {
         crate::store::create_with_small_pages(&store.join(name))?;
@@ -87,13 +106,14 @@ pub async fn open(
     let crypto = SqliteCryptoStore::open_with_config(&config)
         .await
         .map_err(failed)?;
-    let outbound = Arc::new(OutboundInMemory::new(crypto.into_crypto_store()));
+    let held = HeldBack {
+        crypto: Arc::new(OutboundInMemory::new(crypto.into_crypto_store())),
+        state: Arc::new(SdkStateStore::new(state.into_state_store())),
+    };
     let stores = StoreConfig::new(CrossProcessLockConfig::multi_process("main"))
-        .state_store(super::state_store::MembersCached::new(
-            state.into_state_store(),
-        ))
-        .crypto_store(outbound.clone());
-    Ok((stores, outbound))
+        .state_store(held.state.clone())
+        .crypto_store(held.crypto.clone());
+    Ok((stores, held))
 }
 
 /// The custom value that marks the outbound sessions on disk as saved by a clean shutdown.

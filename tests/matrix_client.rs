@@ -293,7 +293,7 @@ async fn bot_sends_until_read(
     }
 }
 
-/// The bot keeps the devices and room members it has read in memory (src/matrix/stores.rs,
+/// The bot keeps the devices and room members it has read in memory (src/matrix/crypto_store.rs,
 /// src/matrix/state_store.rs): a device the human adds and a member who joins after the bot
 /// has encrypted for the room must still get the keys to what follows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Tests of the read cache of [`OutboundInMemory`], over the SDK's in-memory crypto store.
+//! Tests of the read cache of [`SdkCryptoStore`], over the SDK's in-memory crypto store.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use matrix_sdk_crypto::store::types::{Changes, DeviceChanges, PendingChanges};
 use matrix_sdk_crypto::store::{CryptoStore, DynCryptoStore, IntoCryptoStore, MemoryStore};
 use matrix_sdk_crypto::{Account, DeviceData};
 
-use super::{hold_token, OutboundInMemory, ReadCache};
+use super::{hold_token, ReadCache, SdkCryptoStore};
 
 fn device(user: &UserId, id: &DeviceId) -> DeviceData {
     DeviceData::from_account(&Account::with_device_id(user, id))
@@ -23,9 +23,9 @@ fn new_devices(devices: Vec<DeviceData>) -> Changes {
     }
 }
 
-fn store() -> (Arc<DynCryptoStore>, OutboundInMemory) {
+fn store() -> (Arc<DynCryptoStore>, SdkCryptoStore) {
     let inner = MemoryStore::new().into_crypto_store();
-    (inner.clone(), OutboundInMemory::new(inner))
+    (inner.clone(), SdkCryptoStore::new(inner))
 }
 
 fn ids(mut v: Vec<String>) -> Vec<String> {
@@ -241,4 +241,31 @@ fn a_token_held_is_replaced_by_a_newer_one() {
     assert_eq!(held, None);
     assert!(hold_token(Changes::default(), &mut held).is_none());
     assert_eq!(held, None);
+}
+
+#[tokio::test]
+async fn tracked_users_are_read_once_and_read_again_after_a_write() {
+    let (alice, bob) = (user_id!("@alice:example.org"), user_id!("@bob:example.org"));
+    let (inner, store) = store();
+    store.save_tracked_users(&[(alice, false)]).await.unwrap();
+    let names = |v: Vec<matrix_sdk_crypto::store::types::TrackedUser>| {
+        ids(v
+            .into_iter()
+            .map(|t| format!("{}:{}", t.user_id.localpart(), t.dirty))
+            .collect())
+    };
+    assert_eq!(
+        names(store.load_tracked_users().await.unwrap()),
+        ["alice:false"]
+    );
+    inner.save_tracked_users(&[(bob, false)]).await.unwrap();
+    assert_eq!(
+        names(store.load_tracked_users().await.unwrap()),
+        ["alice:false"]
+    );
+    store.save_tracked_users(&[(alice, true)]).await.unwrap();
+    assert_eq!(
+        names(store.load_tracked_users().await.unwrap()),
+        ["alice:true", "bob:false"]
+    );
 }

@@ -1,0 +1,576 @@
+//! The SDK's SQLite crypto store as mmrelay gives it to matrix-sdk ([`SdkCryptoStore`]): fewer
+//! writes and fewer reads than matrix-sdk would make of it, for the same keys on disk.
+//!
+//! Outbound Megolm sessions (the keys this device encrypts room messages with) are saved only
+//! at a clean shutdown. matrix-sdk saves the outbound session after every message it encrypts,
+//! to persist the ratchet's new index: a 2 KB row and a committed transaction per relayed
+//! message, once the largest share of our flash writes. Here the latest session of each room
+//! is kept in memory, and written once when mmrelay stops cleanly, together with a mark that
+//! says the saved sessions are current. The next start may continue them only if that mark is
+//! there, and it removes the mark (durably) before using one. After a crash the sessions on disk
+//! may be behind the ratchet, so they are never used again: each room begins a new session, as a
+//! key rotation would, and shares it with the room's devices. No crash can thus make mmrelay
+//! reuse a message index.
+//!
+//! The devices, cross-signing identities and tracked users it has read are kept
+//! ([`ReadCache`]). Before each message it encrypts, the SDK reads the tracked users and looks
+//! up every device and identity of the room's members; from SQLite each lookup meant a
+//! blocking-thread hand-off, a query, a decryption and a MessagePack decoding: a fifth of
+//! mmrelay's CPU per relayed message. They change only through `save_changes` and
+//! `save_tracked_users`, and each write empties the cache.
+//!
+//! Two writes per sync are left out because they change nothing: matrix-sdk saves its Olm
+//! account after every sync (about 7 KB), changed or not, and only a save whose account differs
+//! from the one on disk (compared by a SHA-256 digest of its pickle) is written; and a save
+//! that carries nothing but the sync token (which the crypto store keeps for no reader in
+//! matrix-sdk) waits in memory for the next real save or the clean stop. Everything else (the
+//! account when it changed, Olm sessions, inbound sessions, devices, identities) is saved
+//! exactly when the SDK asks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use matrix_sdk::cross_process_lock::CrossProcessLockGeneration;
+use matrix_sdk::ruma::events::secret::request::SecretName;
+use matrix_sdk::ruma::{
+    DeviceId, OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId,
+};
+use matrix_sdk_crypto::olm::{
+    InboundGroupSession, OlmMessageHash, OutboundGroupSession, PrivateCrossSigningIdentity,
+    SenderDataType, Session,
+};
+use matrix_sdk_crypto::store::types::{
+    BackupKeys, Changes, DehydratedDeviceKey, PendingChanges, RoomKeyCounts, RoomKeyWithheldEntry,
+    RoomPendingKeyBundleDetails, RoomSettings, StoredRoomKeyBundleData, TrackedUser,
+};
+use matrix_sdk_crypto::store::{CryptoStore, CryptoStoreError, DynCryptoStore};
+use matrix_sdk_crypto::vodozemac::Curve25519PublicKey;
+use matrix_sdk_crypto::{Account, DeviceData, GossipRequest, SecretInfo, UserIdentityData};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+type Result<T, E = CryptoStoreError> = std::result::Result<T, E>;
+
+/// The custom value that marks the outbound sessions on disk as saved by a clean shutdown.
+const SAVED_AT_STOP: &str = "mmrelay_outbound_sessions_saved_at_stop";
+
+/// The SDK's crypto store with outbound sessions saved only at a clean stop (see the module doc).
+#[derive(Debug)]
+pub struct SdkCryptoStore {
+    inner: Arc<DynCryptoStore>,
+    /// The latest outbound session of each room (shared with the SDK's own copy).
+    latest: Mutex<HashMap<OwnedRoomId, OutboundGroupSession>>,
+    /// Whether the sessions on disk may be continued: decided (and the mark removed) when the
+    /// SDK first asks for one.
+    resume: tokio::sync::OnceCell<bool>,
+    /// Devices and identities read from `inner`.
+    read: Mutex<ReadCache>,
+    /// The digest of the account as on disk (once read or written).
+    account_on_disk: Mutex<Option<[u8; 32]>>,
+    /// A sync token not written yet.
+    token: Mutex<Option<String>>,
+}
+
+/// How many users' devices (and as many identities) [`ReadCache`] keeps; beyond that it starts
+/// again empty.
+const READ_CACHE_USERS: usize = 256;
+
+/// Devices and identities as last read from the store, valid until the next write.
+///
+/// A read that overlaps a write must not leave what it read behind: every write bumps
+/// `generation` before and after it (emptying the cache each time), and a read's result is kept
+/// only if the generation did not move while it ran.
+#[derive(Debug, Default)]
+pub struct ReadCache {
+    generation: u64,
+    devices: HashMap<OwnedUserId, HashMap<OwnedDeviceId, DeviceData>>,
+    identities: HashMap<OwnedUserId, Option<UserIdentityData>>,
+    own_device: Option<DeviceData>,
+    /// All tracked users (read before each message sent, by matrix-sdk's key query check).
+    tracked: Option<Vec<TrackedUser>>,
+}
+
+impl ReadCache {
+    /// Forgets everything (a write is starting or has ended).
+    pub fn invalidate(&mut self) {
+        self.generation += 1;
+        self.devices.clear();
+        self.identities.clear();
+        self.own_device = None;
+        self.tracked = None;
+    }
+
+    /// Keeps `devices` of `user` if nothing was written since `generation`.
+    pub fn keep_devices(
+        &mut self,
+        generation: u64,
+        user: &UserId,
+        devices: &HashMap<OwnedDeviceId, DeviceData>,
+    ) {
+        if generation == self.generation {
+            if self.devices.len() >= READ_CACHE_USERS {
+                self.devices.clear();
+            }
+            self.devices.insert(user.to_owned(), devices.clone());
+        }
+    }
+
+    /// Keeps `user`'s identity if nothing was written since `generation`.
+    pub fn keep_identity(
+        &mut self,
+        generation: u64,
+        user: &UserId,
+        identity: &Option<UserIdentityData>,
+    ) {
+        if generation == self.generation {
+            if self.identities.len() >= READ_CACHE_USERS {
+                self.identities.clear();
+            }
+            self.identities.insert(user.to_owned(), identity.clone());
+        }
+    }
+}
+
+impl SdkCryptoStore {
+    pub fn new(inner: Arc<DynCryptoStore>) -> Self {
+        Self {
+            inner,
+            latest: Mutex::new(HashMap::new()),
+            resume: tokio::sync::OnceCell::new(),
+            read: Mutex::new(ReadCache::default()),
+            account_on_disk: Mutex::new(None),
+            token: Mutex::new(None),
+        }
+    }
+
+    /// Runs the write `w` with the read cache emptied before and after it.
+    async fn write<T>(&self, w: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.read.lock().unwrap().invalidate();
+        let r = w.await;
+        self.read.lock().unwrap().invalidate();
+        r
+    }
+
+    /// The cache's generation now (for a read about to start).
+    fn generation(&self) -> u64 {
+        self.read.lock().unwrap().generation
+    }
+
+    /// Saves the current outbound sessions (and a sync token not written yet) and marks the
+    /// sessions as current; returns how many sessions. Call it once nothing will be encrypted
+    /// any more.
+    pub async fn save_at_stop(&self) -> Result<usize> {
+        let sessions: Vec<_> = self.latest.lock().unwrap().values().cloned().collect();
+        let token = self.token.lock().unwrap().take();
+        if sessions.is_empty() && token.is_none() {
+            return Ok(0);
+        }
+        let n = sessions.len();
+        let changes = Changes {
+            outbound_group_sessions: sessions,
+            next_batch_token: token,
+            ..Default::default()
+        };
+        self.write(self.inner.save_changes(changes)).await?;
+        if n > 0 {
+            self.inner.set_custom_value(SAVED_AT_STOP, vec![1]).await?;
+        }
+        Ok(n)
+    }
+
+    async fn may_resume(&self) -> Result<bool> {
+        let inner = &self.inner;
+        self.resume
+            .get_or_try_init(|| async move {
+                let marked = inner.get_custom_value(SAVED_AT_STOP).await?.is_some();
+                if marked {
+                    inner.remove_custom_value(SAVED_AT_STOP).await?;
+                }
+                Ok(marked)
+            })
+            .await
+            .copied()
+    }
+}
+
+/// The digest that tells whether `account` differs from the one on disk.
+fn account_digest(account: &Account) -> [u8; 32] {
+    let pickle = zeroize::Zeroizing::new(
+        serde_json::to_vec(&account.pickle()).expect("an account pickle serializes"),
+    );
+    Sha256::digest(&*pickle).into()
+}
+
+/// Holds `changes`' sync token in `held` when it is all they carry (returns `None`: nothing to
+/// write); otherwise returns them with the newest token, held or theirs.
+fn hold_token(mut changes: Changes, held: &mut Option<String>) -> Option<Changes> {
+    let token = changes.next_batch_token.take();
+    if changes.is_empty() {
+        if token.is_some() {
+            *held = token;
+        }
+        return None;
+    }
+    changes.next_batch_token = token.or_else(|| held.take());
+    *held = None;
+    Some(changes)
+}
+
+/// Moves `changes`' outbound sessions into `latest`; returns the rest, `None` when nothing
+/// else is left to save.
+fn hold_outbound(
+    mut changes: Changes,
+    latest: &mut HashMap<OwnedRoomId, OutboundGroupSession>,
+) -> Option<Changes> {
+    for s in changes.outbound_group_sessions.drain(..) {
+        latest.insert(s.room_id().to_owned(), s);
+    }
+    (!changes.is_empty()).then_some(changes)
+}
+
+#[async_trait]
+impl CryptoStore for SdkCryptoStore {
+    type Error = CryptoStoreError;
+
+    async fn save_changes(&self, changes: Changes) -> Result<()> {
+        let Some(rest) = hold_outbound(changes, &mut self.latest.lock().unwrap()) else {
+            return Ok(());
+        };
+        let Some(rest) = hold_token(rest, &mut self.token.lock().unwrap()) else {
+            return Ok(());
+        };
+        self.write(self.inner.save_changes(rest)).await
+    }
+
+    async fn save_pending_changes(&self, changes: PendingChanges) -> Result<()> {
+        let Some(account) = &changes.account else {
+            return self.inner.save_pending_changes(changes).await;
+        };
+        let digest = account_digest(account);
+        if *self.account_on_disk.lock().unwrap() == Some(digest) {
+            return Ok(());
+        }
+        *self.account_on_disk.lock().unwrap() = None;
+        self.inner.save_pending_changes(changes).await?;
+        *self.account_on_disk.lock().unwrap() = Some(digest);
+        Ok(())
+    }
+
+    async fn get_outbound_group_session(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Option<OutboundGroupSession>> {
+        if let Some(s) = self.latest.lock().unwrap().get(room_id) {
+            return Ok(Some(s.clone()));
+        }
+        if self.may_resume().await? {
+            self.inner.get_outbound_group_session(room_id).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    // Everything below is passed through unchanged.
+
+    async fn load_account(&self) -> Result<Option<Account>> {
+        let account = self.inner.load_account().await?;
+        *self.account_on_disk.lock().unwrap() = account.as_ref().map(account_digest);
+        Ok(account)
+    }
+
+    async fn load_identity(&self) -> Result<Option<PrivateCrossSigningIdentity>> {
+        self.inner.load_identity().await
+    }
+
+    async fn save_inbound_group_sessions(
+        &self,
+        sessions: Vec<InboundGroupSession>,
+        backed_up_to_version: Option<&str>,
+    ) -> Result<()> {
+        self.inner
+            .save_inbound_group_sessions(sessions, backed_up_to_version)
+            .await
+    }
+
+    async fn get_sessions(&self, sender_key: &str) -> Result<Option<Vec<Session>>> {
+        self.inner.get_sessions(sender_key).await
+    }
+
+    async fn get_inbound_group_session(
+        &self,
+        room_id: &RoomId,
+        session_id: &str,
+    ) -> Result<Option<InboundGroupSession>> {
+        self.inner
+            .get_inbound_group_session(room_id, session_id)
+            .await
+    }
+
+    async fn get_withheld_info(
+        &self,
+        room_id: &RoomId,
+        session_id: &str,
+    ) -> Result<Option<RoomKeyWithheldEntry>> {
+        self.inner.get_withheld_info(room_id, session_id).await
+    }
+
+    async fn get_withheld_sessions_by_room_id(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Vec<RoomKeyWithheldEntry>> {
+        self.inner.get_withheld_sessions_by_room_id(room_id).await
+    }
+
+    async fn get_inbound_group_sessions(&self) -> Result<Vec<InboundGroupSession>> {
+        self.inner.get_inbound_group_sessions().await
+    }
+
+    async fn inbound_group_session_counts(
+        &self,
+        backup_version: Option<&str>,
+    ) -> Result<RoomKeyCounts> {
+        self.inner
+            .inbound_group_session_counts(backup_version)
+            .await
+    }
+
+    async fn get_inbound_group_sessions_by_room_id(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Vec<InboundGroupSession>> {
+        self.inner
+            .get_inbound_group_sessions_by_room_id(room_id)
+            .await
+    }
+
+    async fn get_inbound_group_sessions_for_device_batch(
+        &self,
+        curve_key: Curve25519PublicKey,
+        sender_data_type: SenderDataType,
+        after_session_id: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<InboundGroupSession>> {
+        self.inner
+            .get_inbound_group_sessions_for_device_batch(
+                curve_key,
+                sender_data_type,
+                after_session_id,
+                limit,
+            )
+            .await
+    }
+
+    async fn inbound_group_sessions_for_backup(
+        &self,
+        backup_version: &str,
+        limit: usize,
+    ) -> Result<Vec<InboundGroupSession>> {
+        self.inner
+            .inbound_group_sessions_for_backup(backup_version, limit)
+            .await
+    }
+
+    async fn mark_inbound_group_sessions_as_backed_up(
+        &self,
+        backup_version: &str,
+        room_and_session_ids: &[(&RoomId, &str)],
+    ) -> Result<()> {
+        self.inner
+            .mark_inbound_group_sessions_as_backed_up(backup_version, room_and_session_ids)
+            .await
+    }
+
+    async fn reset_backup_state(&self) -> Result<()> {
+        self.inner.reset_backup_state().await
+    }
+
+    async fn load_backup_keys(&self) -> Result<BackupKeys> {
+        self.inner.load_backup_keys().await
+    }
+
+    async fn load_dehydrated_device_pickle_key(&self) -> Result<Option<DehydratedDeviceKey>> {
+        self.inner.load_dehydrated_device_pickle_key().await
+    }
+
+    async fn delete_dehydrated_device_pickle_key(&self) -> Result<()> {
+        self.inner.delete_dehydrated_device_pickle_key().await
+    }
+
+    async fn load_tracked_users(&self) -> Result<Vec<TrackedUser>> {
+        if let Some(t) = &self.read.lock().unwrap().tracked {
+            return Ok(t.clone());
+        }
+        let generation = self.generation();
+        let tracked = self.inner.load_tracked_users().await?;
+        let mut cache = self.read.lock().unwrap();
+        if cache.generation == generation {
+            cache.tracked = Some(tracked.clone());
+        }
+        Ok(tracked)
+    }
+
+    async fn save_tracked_users(&self, users: &[(&UserId, bool)]) -> Result<()> {
+        self.write(self.inner.save_tracked_users(users)).await
+    }
+
+    async fn get_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> Result<Option<DeviceData>> {
+        Ok(self.get_user_devices(user_id).await?.remove(device_id))
+    }
+
+    async fn get_user_devices(
+        &self,
+        user_id: &UserId,
+    ) -> Result<HashMap<OwnedDeviceId, DeviceData>> {
+        if let Some(d) = self.read.lock().unwrap().devices.get(user_id) {
+            return Ok(d.clone());
+        }
+        let generation = self.generation();
+        let devices = self.inner.get_user_devices(user_id).await?;
+        let mut cache = self.read.lock().unwrap();
+        cache.keep_devices(generation, user_id, &devices);
+        Ok(devices)
+    }
+
+    async fn get_own_device(&self) -> Result<DeviceData> {
+        if let Some(d) = &self.read.lock().unwrap().own_device {
+            return Ok(d.clone());
+        }
+        let generation = self.generation();
+        let device = self.inner.get_own_device().await?;
+        let mut cache = self.read.lock().unwrap();
+        if cache.generation == generation {
+            cache.own_device = Some(device.clone());
+        }
+        Ok(device)
+    }
+
+    async fn get_user_identity(&self, user_id: &UserId) -> Result<Option<UserIdentityData>> {
+        if let Some(i) = self.read.lock().unwrap().identities.get(user_id) {
+            return Ok(i.clone());
+        }
+        let generation = self.generation();
+        let identity = self.inner.get_user_identity(user_id).await?;
+        let mut cache = self.read.lock().unwrap();
+        cache.keep_identity(generation, user_id, &identity);
+        Ok(identity)
+    }
+
+    async fn is_message_known(&self, message_hash: &OlmMessageHash) -> Result<bool> {
+        self.inner.is_message_known(message_hash).await
+    }
+
+    async fn get_outgoing_secret_requests(
+        &self,
+        request_id: &TransactionId,
+    ) -> Result<Option<GossipRequest>> {
+        self.inner.get_outgoing_secret_requests(request_id).await
+    }
+
+    async fn get_secret_request_by_info(
+        &self,
+        secret_info: &SecretInfo,
+    ) -> Result<Option<GossipRequest>> {
+        self.inner.get_secret_request_by_info(secret_info).await
+    }
+
+    async fn get_unsent_secret_requests(&self) -> Result<Vec<GossipRequest>> {
+        self.inner.get_unsent_secret_requests().await
+    }
+
+    async fn delete_outgoing_secret_requests(&self, request_id: &TransactionId) -> Result<()> {
+        self.inner.delete_outgoing_secret_requests(request_id).await
+    }
+
+    async fn get_secrets_from_inbox(
+        &self,
+        secret_name: &SecretName,
+    ) -> Result<Vec<Zeroizing<String>>> {
+        self.inner.get_secrets_from_inbox(secret_name).await
+    }
+
+    async fn delete_secrets_from_inbox(&self, secret_name: &SecretName) -> Result<()> {
+        self.inner.delete_secrets_from_inbox(secret_name).await
+    }
+
+    async fn get_room_settings(&self, room_id: &RoomId) -> Result<Option<RoomSettings>> {
+        self.inner.get_room_settings(room_id).await
+    }
+
+    async fn get_received_room_key_bundle_data(
+        &self,
+        room_id: &RoomId,
+        user_id: &UserId,
+    ) -> Result<Option<StoredRoomKeyBundleData>> {
+        self.inner
+            .get_received_room_key_bundle_data(room_id, user_id)
+            .await
+    }
+
+    async fn get_pending_key_bundle_details_for_room(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Option<RoomPendingKeyBundleDetails>> {
+        self.inner
+            .get_pending_key_bundle_details_for_room(room_id)
+            .await
+    }
+
+    async fn get_all_rooms_pending_key_bundles(&self) -> Result<Vec<RoomPendingKeyBundleDetails>> {
+        self.inner.get_all_rooms_pending_key_bundles().await
+    }
+
+    async fn has_downloaded_all_room_keys(&self, room_id: &RoomId) -> Result<bool> {
+        self.inner.has_downloaded_all_room_keys(room_id).await
+    }
+
+    async fn get_custom_value(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get_custom_value(key).await
+    }
+
+    async fn set_custom_value(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        self.inner.set_custom_value(key, value).await
+    }
+
+    async fn remove_custom_value(&self, key: &str) -> Result<()> {
+        self.inner.remove_custom_value(key).await
+    }
+
+    async fn try_take_leased_lock(
+        &self,
+        lease_duration_ms: u32,
+        key: &str,
+        holder: &str,
+    ) -> Result<Option<CrossProcessLockGeneration>> {
+        self.inner
+            .try_take_leased_lock(lease_duration_ms, key, holder)
+            .await
+    }
+
+    async fn next_batch_token(&self) -> Result<Option<String>> {
+        if let Some(t) = self.token.lock().unwrap().clone() {
+            return Ok(Some(t));
+        }
+        self.inner.next_batch_token().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+
+    async fn reopen(&self) -> Result<()> {
+        self.write(self.inner.reopen()).await
+    }
+
+    async fn get_size(&self) -> Result<Option<usize>> {
+        self.inner.get_size().await
+    }
+}
+
+#[cfg(test)]
+#[path = "crypto_store_tests.rs"]
+mod tests;

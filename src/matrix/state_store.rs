@@ -117,9 +117,10 @@ impl SdkStateStore {
     }
 }
 
-/// The token of `changes` when it is all they carry. (The pattern names every field, so that a
-/// field added by a newer matrix-sdk stops the build instead of being dropped.)
-pub fn only_token(changes: &StateChanges) -> Option<&str> {
+/// The sync token of `changes`, and whether they carry anything else. (The pattern names every
+/// field, so that a field added by a newer matrix-sdk stops the build instead of being
+/// dropped.)
+pub fn carries(changes: &StateChanges) -> (Option<&str>, bool) {
     let StateChanges {
         sync_token,
         account_data,
@@ -145,7 +146,7 @@ pub fn only_token(changes: &StateChanges) -> Option<&str> {
         && redactions.is_empty()
         && stripped_state.is_empty()
         && ambiguity_maps.is_empty();
-    sync_token.as_deref().filter(|_| nothing_else)
+    (sync_token.as_deref(), !nothing_else)
 }
 
 #[async_trait]
@@ -171,8 +172,11 @@ impl StateStore for SdkStateStore {
     }
 
     async fn save_changes(&self, changes: &StateChanges) -> Result<()> {
-        if let Some(t) = only_token(changes) {
-            *self.token.lock().unwrap() = Some(t.to_owned());
+        // matrix-sdk follows each sync's save with an empty one.
+        if let (token, false) = carries(changes) {
+            if let Some(t) = token {
+                *self.token.lock().unwrap() = Some(t.to_owned());
+            }
             return Ok(());
         }
         let held = self.token.lock().unwrap().take();

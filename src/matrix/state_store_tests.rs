@@ -10,7 +10,7 @@ use matrix_sdk::store::{
 };
 use matrix_sdk::{RoomMemberships, StateChanges, StateStore};
 
-use super::{only_token, MemberLists, SdkStateStore};
+use super::{carries, MemberLists, SdkStateStore};
 
 fn joins(room: &RoomId, users: &[&UserId]) -> StateChanges {
     let mut changes = StateChanges::default();
@@ -157,11 +157,12 @@ async fn a_sync_token_alone_waits_for_the_next_save_or_the_stop() {
 }
 
 #[test]
-fn only_a_token_is_only_a_token() {
+fn what_changes_carry() {
     let room = room_id!("!r:example.org");
-    assert_eq!(only_token(&StateChanges::new("t".into())), Some("t"));
-    assert_eq!(only_token(&StateChanges::default()), None);
+    assert_eq!(carries(&StateChanges::new("t".into())), (Some("t"), false));
+    assert_eq!(carries(&StateChanges::default()), (None, false));
     let mut c = joins(room, &[user_id!("@a:example.org")]);
+    assert_eq!(carries(&c), (None, true));
     c.sync_token = Some("t".into());
-    assert_eq!(only_token(&c), None);
+    assert_eq!(carries(&c), (Some("t"), true));
 }

@@ -55,7 +55,7 @@ type Result<T, E = CryptoStoreError> = std::result::Result<T, E>;
 /// The custom value that marks the outbound sessions on disk as saved by a clean shutdown.
 const SAVED_AT_STOP: &str = "mmrelay_outbound_sessions_saved_at_stop";
 
-/// The SDK's crypto store with outbound sessions saved only at a clean stop (see the module doc).
+/// The SDK's crypto store with fewer writes and reads (see the module doc).
 #[derive(Debug)]
 pub struct SdkCryptoStore {
     inner: Arc<DynCryptoStore>,
@@ -64,7 +64,7 @@ pub struct SdkCryptoStore {
     /// Whether the sessions on disk may be continued: decided (and the mark removed) when the
     /// SDK first asks for one.
     resume: tokio::sync::OnceCell<bool>,
-    /// Devices and identities read from `inner`.
+    /// Devices, identities and tracked users read from `inner`.
     read: Mutex<ReadCache>,
     /// The digest of the account as on disk (once read or written).
     account_on_disk: Mutex<Option<[u8; 32]>>,
@@ -194,12 +194,11 @@ impl SdkCryptoStore {
     }
 }
 
-/// The digest that tells whether `account` differs from the one on disk.
-fn account_digest(account: &Account) -> [u8; 32] {
-    let pickle = zeroize::Zeroizing::new(
-        serde_json::to_vec(&account.pickle()).expect("an account pickle serializes"),
-    );
-    Sha256::digest(&*pickle).into()
+/// The digest that tells whether `account` differs from the one on disk (`None` if its pickle
+/// cannot be serialized: then it is always written).
+fn account_digest(account: &Account) -> Option<[u8; 32]> {
+    let pickle = Zeroizing::new(serde_json::to_vec(&account.pickle()).ok()?);
+    Some(Sha256::digest(&*pickle).into())
 }
 
 /// Holds `changes`' sync token in `held` when it is all they carry (returns `None`: nothing to
@@ -248,12 +247,12 @@ impl CryptoStore for SdkCryptoStore {
             return self.inner.save_pending_changes(changes).await;
         };
         let digest = account_digest(account);
-        if *self.account_on_disk.lock().unwrap() == Some(digest) {
+        if digest.is_some() && *self.account_on_disk.lock().unwrap() == digest {
             return Ok(());
         }
         *self.account_on_disk.lock().unwrap() = None;
         self.inner.save_pending_changes(changes).await?;
-        *self.account_on_disk.lock().unwrap() = Some(digest);
+        *self.account_on_disk.lock().unwrap() = digest;
         Ok(())
     }
 
@@ -275,7 +274,7 @@ impl CryptoStore for SdkCryptoStore {
 
     async fn load_account(&self) -> Result<Option<Account>> {
         let account = self.inner.load_account().await?;
-        *self.account_on_disk.lock().unwrap() = account.as_ref().map(account_digest);
+        *self.account_on_disk.lock().unwrap() = account.as_ref().and_then(account_digest);
         Ok(account)
     }
 

@@ -134,6 +134,8 @@ async fn uploaded_on_disk(inner: &DynCryptoStore) -> u64 {
 async fn an_unchanged_account_is_not_written_again() {
     let (inner, store) = store();
     let mut account = Account::with_device_id(user_id!("@bot:example.org"), device_id!("BOT"));
+    account.generate_one_time_keys(3);
+    assert!(super::account_digest(&account).is_some());
     account.update_uploaded_key_count(50);
     store
         .save_pending_changes(save_account(&account))

@@ -13,7 +13,7 @@
 //! reuse a message index.
 //!
 //! The devices, cross-signing identities and tracked users it has read are kept
-//! ([`ReadCache`]). Before each message it encrypts, the SDK reads the tracked users and looks
+//! ([`Reads`]). Before each message it encrypts, the SDK reads the tracked users and looks
 //! up every device and identity of the room's members; from SQLite each lookup meant a
 //! blocking-thread hand-off, a query, a decryption and a MessagePack decoding: a fifth of
 //! mmrelay's CPU per relayed message. They change only through `save_changes` and
@@ -50,6 +50,8 @@ use matrix_sdk_crypto::{Account, DeviceData, GossipRequest, SecretInfo, UserIden
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::read_cache::{read_through, ReadCache};
+
 type Result<T, E = CryptoStoreError> = std::result::Result<T, E>;
 
 /// The custom value that marks the outbound sessions on disk as saved by a clean shutdown.
@@ -65,70 +67,42 @@ pub struct SdkCryptoStore {
     /// SDK first asks for one.
     resume: tokio::sync::OnceCell<bool>,
     /// Devices, identities and tracked users read from `inner`.
-    read: Mutex<ReadCache>,
+    read: Reads,
     /// The digest of the account as on disk (once read or written).
     account_on_disk: Mutex<Option<[u8; 32]>>,
     /// A sync token not written yet.
     token: Mutex<Option<String>>,
 }
 
-/// How many users' devices (and as many identities) [`ReadCache`] keeps; beyond that it starts
-/// again empty.
+/// How many users' devices (and as many identities) are kept.
 const READ_CACHE_USERS: usize = 256;
 
-/// Devices and identities as last read from the store, valid until the next write.
-///
-/// A read that overlaps a write must not leave what it read behind: every write bumps
-/// `generation` before and after it (emptying the cache each time), and a read's result is kept
-/// only if the generation did not move while it ran.
-#[derive(Debug, Default)]
-pub struct ReadCache {
-    generation: u64,
-    devices: HashMap<OwnedUserId, HashMap<OwnedDeviceId, DeviceData>>,
-    identities: HashMap<OwnedUserId, Option<UserIdentityData>>,
-    own_device: Option<DeviceData>,
+/// Devices, identities, the own device and tracked users as last read from the store, valid
+/// until the next write (see [`super::read_cache`]).
+#[derive(Debug)]
+pub struct Reads {
+    devices: Mutex<ReadCache<OwnedUserId, HashMap<OwnedDeviceId, DeviceData>>>,
+    identities: Mutex<ReadCache<OwnedUserId, Option<UserIdentityData>>>,
+    own_device: Mutex<ReadCache<(), DeviceData>>,
     /// All tracked users (read before each message sent, by matrix-sdk's key query check).
-    tracked: Option<Vec<TrackedUser>>,
+    tracked: Mutex<ReadCache<(), Vec<TrackedUser>>>,
 }
 
-impl ReadCache {
-    /// Forgets everything (a write is starting or has ended).
-    pub fn invalidate(&mut self) {
-        self.generation += 1;
-        self.devices.clear();
-        self.identities.clear();
-        self.own_device = None;
-        self.tracked = None;
-    }
-
-    /// Keeps `devices` of `user` if nothing was written since `generation`.
-    pub fn keep_devices(
-        &mut self,
-        generation: u64,
-        user: &UserId,
-        devices: &HashMap<OwnedDeviceId, DeviceData>,
-    ) {
-        if generation == self.generation {
-            if self.devices.len() >= READ_CACHE_USERS {
-                self.devices.clear();
-            }
-            self.devices.insert(user.to_owned(), devices.clone());
+impl Reads {
+    fn new() -> Self {
+        Self {
+            devices: Mutex::new(ReadCache::new(READ_CACHE_USERS)),
+            identities: Mutex::new(ReadCache::new(READ_CACHE_USERS)),
+            own_device: Mutex::new(ReadCache::new(1)),
+            tracked: Mutex::new(ReadCache::new(1)),
         }
     }
 
-    /// Keeps `user`'s identity if nothing was written since `generation`.
-    pub fn keep_identity(
-        &mut self,
-        generation: u64,
-        user: &UserId,
-        identity: &Option<UserIdentityData>,
-    ) {
-        if generation == self.generation {
-            if self.identities.len() >= READ_CACHE_USERS {
-                self.identities.clear();
-            }
-            self.identities.insert(user.to_owned(), identity.clone());
-        }
+    fn invalidate(&self) {
+        self.devices.lock().unwrap().invalidate();
+        self.identities.lock().unwrap().invalidate();
+        self.own_device.lock().unwrap().invalidate();
+        self.tracked.lock().unwrap().invalidate();
     }
 }
 
@@ -138,23 +112,18 @@ impl SdkCryptoStore {
             inner,
             latest: Mutex::new(HashMap::new()),
             resume: tokio::sync::OnceCell::new(),
-            read: Mutex::new(ReadCache::default()),
+            read: Reads::new(),
             account_on_disk: Mutex::new(None),
             token: Mutex::new(None),
         }
     }
 
-    /// Runs the write `w` with the read cache emptied before and after it.
+    /// Runs the write `w` with the read caches emptied before and after it.
     async fn write<T>(&self, w: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        self.read.lock().unwrap().invalidate();
+        self.read.invalidate();
         let r = w.await;
-        self.read.lock().unwrap().invalidate();
+        self.read.invalidate();
         r
-    }
-
-    /// The cache's generation now (for a read about to start).
-    fn generation(&self) -> u64 {
-        self.read.lock().unwrap().generation
     }
 
     /// Saves the current outbound sessions (and a sync token not written yet) and marks the
@@ -397,16 +366,7 @@ impl CryptoStore for SdkCryptoStore {
     }
 
     async fn load_tracked_users(&self) -> Result<Vec<TrackedUser>> {
-        if let Some(t) = &self.read.lock().unwrap().tracked {
-            return Ok(t.clone());
-        }
-        let generation = self.generation();
-        let tracked = self.inner.load_tracked_users().await?;
-        let mut cache = self.read.lock().unwrap();
-        if cache.generation == generation {
-            cache.tracked = Some(tracked.clone());
-        }
-        Ok(tracked)
+        read_through(&self.read.tracked, &(), self.inner.load_tracked_users()).await
     }
 
     async fn save_tracked_users(&self, users: &[(&UserId, bool)]) -> Result<()> {
@@ -418,6 +378,9 @@ impl CryptoStore for SdkCryptoStore {
         user_id: &UserId,
         device_id: &DeviceId,
     ) -> Result<Option<DeviceData>> {
+        if let Some(d) = self.read.devices.lock().unwrap().get(user_id) {
+            return Ok(d.get(device_id).cloned());
+        }
         Ok(self.get_user_devices(user_id).await?.remove(device_id))
     }
 
@@ -425,38 +388,25 @@ impl CryptoStore for SdkCryptoStore {
         &self,
         user_id: &UserId,
     ) -> Result<HashMap<OwnedDeviceId, DeviceData>> {
-        if let Some(d) = self.read.lock().unwrap().devices.get(user_id) {
-            return Ok(d.clone());
-        }
-        let generation = self.generation();
-        let devices = self.inner.get_user_devices(user_id).await?;
-        let mut cache = self.read.lock().unwrap();
-        cache.keep_devices(generation, user_id, &devices);
-        Ok(devices)
+        read_through(
+            &self.read.devices,
+            user_id,
+            self.inner.get_user_devices(user_id),
+        )
+        .await
     }
 
     async fn get_own_device(&self) -> Result<DeviceData> {
-        if let Some(d) = &self.read.lock().unwrap().own_device {
-            return Ok(d.clone());
-        }
-        let generation = self.generation();
-        let device = self.inner.get_own_device().await?;
-        let mut cache = self.read.lock().unwrap();
-        if cache.generation == generation {
-            cache.own_device = Some(device.clone());
-        }
-        Ok(device)
+        read_through(&self.read.own_device, &(), self.inner.get_own_device()).await
     }
 
     async fn get_user_identity(&self, user_id: &UserId) -> Result<Option<UserIdentityData>> {
-        if let Some(i) = self.read.lock().unwrap().identities.get(user_id) {
-            return Ok(i.clone());
-        }
-        let generation = self.generation();
-        let identity = self.inner.get_user_identity(user_id).await?;
-        let mut cache = self.read.lock().unwrap();
-        cache.keep_identity(generation, user_id, &identity);
-        Ok(identity)
+        read_through(
+            &self.read.identities,
+            user_id,
+            self.inner.get_user_identity(user_id),
+        )
+        .await
     }
 
     async fn is_message_known(&self, message_hash: &OlmMessageHash) -> Result<bool> {

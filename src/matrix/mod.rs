@@ -9,6 +9,7 @@ pub mod client;
 pub mod content;
 pub mod credentials;
 pub mod crypto_store;
+pub mod read_cache;
 pub mod sender;
 pub mod session;
 pub mod state_store;

@@ -39,50 +39,19 @@ use matrix_sdk::store::{
 use matrix_sdk::{RoomInfo, RoomMemberships, StateChanges, StateStore, StoreError};
 use matrix_sdk_base::MinimalRoomMemberEvent;
 
+use super::read_cache::{read_through, ReadCache};
+
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// How many member lists (room and membership filter) are kept; beyond that the cache starts
-/// again empty.
+/// How many member lists (room and membership filter) are kept.
 const MEMBER_LISTS: usize = 64;
-
-/// Member lists as last read from the store, valid until the next write. A read that
-/// overlapped a write is not kept (the same generation rule as the crypto store's cache).
-#[derive(Debug, Default)]
-pub struct MemberLists {
-    generation: u64,
-    lists: HashMap<(OwnedRoomId, RoomMemberships), Vec<OwnedUserId>>,
-}
-
-impl MemberLists {
-    /// Forgets everything (a write is starting or has ended).
-    pub fn invalidate(&mut self) {
-        self.generation += 1;
-        self.lists.clear();
-    }
-
-    /// Keeps `users` if nothing was written since `generation`.
-    pub fn keep(
-        &mut self,
-        generation: u64,
-        room: &RoomId,
-        memberships: RoomMemberships,
-        users: &[OwnedUserId],
-    ) {
-        if generation == self.generation {
-            if self.lists.len() >= MEMBER_LISTS {
-                self.lists.clear();
-            }
-            self.lists
-                .insert((room.to_owned(), memberships), users.to_vec());
-        }
-    }
-}
 
 /// The SDK's state store with member lists cached (see the module doc).
 #[derive(Debug)]
 pub struct SdkStateStore {
     inner: Arc<DynStateStore>,
-    members: Mutex<MemberLists>,
+    /// Member lists read from `inner`, by room and membership filter.
+    members: Mutex<ReadCache<(OwnedRoomId, RoomMemberships), Vec<OwnedUserId>>>,
     /// A sync token not written yet.
     token: Mutex<Option<String>>,
 }
@@ -91,7 +60,7 @@ impl SdkStateStore {
     pub fn new(inner: Arc<DynStateStore>) -> Self {
         Self {
             inner,
-            members: Mutex::new(MemberLists::default()),
+            members: Mutex::new(ReadCache::new(MEMBER_LISTS)),
             token: Mutex::new(None),
         }
     }
@@ -158,17 +127,12 @@ impl StateStore for SdkStateStore {
         room_id: &RoomId,
         memberships: RoomMemberships,
     ) -> Result<Vec<OwnedUserId>> {
-        let generation = {
-            let cache = self.members.lock().unwrap();
-            if let Some(users) = cache.lists.get(&(room_id.to_owned(), memberships)) {
-                return Ok(users.clone());
-            }
-            cache.generation
-        };
-        let users = self.inner.get_user_ids(room_id, memberships).await?;
-        let mut cache = self.members.lock().unwrap();
-        cache.keep(generation, room_id, memberships, &users);
-        Ok(users)
+        read_through(
+            &self.members,
+            &(room_id.to_owned(), memberships),
+            self.inner.get_user_ids(room_id, memberships),
+        )
+        .await
     }
 
     async fn save_changes(&self, changes: &StateChanges) -> Result<()> {

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use matrix_sdk::ruma::events::AnySyncStateEvent;
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{room_id, user_id, OwnedUserId, RoomId, UserId};
+use matrix_sdk::ruma::{room_id, user_id, RoomId, UserId};
 use matrix_sdk::store::{
     DynStateStore, IntoStateStore, MemoryStore, StateStoreDataKey, StateStoreDataValue,
 };
 use matrix_sdk::{RoomMemberships, StateChanges, StateStore};
 
-use super::{carries, MemberLists, SdkStateStore};
+use super::{carries, SdkStateStore};
 
 fn joins(room: &RoomId, users: &[&UserId]) -> StateChanges {
     let mut changes = StateChanges::default();
@@ -80,23 +80,6 @@ async fn member_lists_are_read_once_and_read_again_after_a_write() {
     assert_eq!(joined(&store, room).await, ["alice", "bob", "carol"]);
     store.remove_room(room).await.unwrap();
     assert!(joined(&store, room).await.is_empty());
-}
-
-#[test]
-fn a_read_that_overlapped_a_write_is_not_kept_and_the_cache_is_bounded() {
-    let room = room_id!("!r:example.org");
-    let users: Vec<OwnedUserId> = vec![user_id!("@a:example.org").to_owned()];
-    let mut cache = MemberLists::default();
-    let before = cache.generation;
-    cache.invalidate();
-    cache.keep(before, room, RoomMemberships::JOIN, &users);
-    assert!(cache.lists.is_empty());
-    for i in 0..=super::MEMBER_LISTS {
-        let r = RoomId::parse(format!("!r{i}:example.org")).unwrap();
-        cache.keep(cache.generation, &r, RoomMemberships::JOIN, &users);
-        assert!(cache.lists.len() <= super::MEMBER_LISTS);
-    }
-    assert_eq!(cache.lists.len(), 1);
 }
 
 async fn token(store: &dyn StateStore<Error = matrix_sdk::StoreError>) -> Option<String> {

@@ -3,9 +3,10 @@
 //! Matrix -> mesh messages (with the sync token they came with) leave the outbox when the radio
 //! has taken them; mesh -> Matrix messages (with their transaction id) when the homeserver has
 //! them. Bookkeeping that loses nothing if a crash skips it (sent messages' removal, the message
-//! map, the last packet time) waits for the next write or a minute, and a sync token that
-//! brought nothing for the next write or the shutdown, to spare the flash. Every queue is
-//! bounded; a full one drops with a counted warning.
+//! map, the last packet time) joins the next write, or is written by itself once the relay has
+//! been quiet for two seconds (a minute at most); a sync token that brought nothing joins the
+//! next write or is saved at shutdown. Both spare the flash. Every queue is bounded; a full one
+//! drops with a counted warning.
 
 use std::path::Path;
 use std::time::Duration;
@@ -38,8 +39,11 @@ pub(super) const LAST_RX_TIME: &str = "last_rx_time";
 /// At most this many messages for Matrix wait to be saved together.
 const STAGE_MAX: usize = 32;
 
-/// Bookkeeping waits at most this long for a write it can join.
+/// Bookkeeping waits at most this long for a write it can join...
 pub(super) const DEFER: Duration = Duration::from_secs(60);
+/// ...and is written by itself once the relay has been this long without anything new to
+/// write down: after a burst, not in the idle time that follows it.
+pub(super) const QUIET: Duration = Duration::from_secs(2);
 
 /// Reads and checks the config; logs one warning per ignored key.
 pub fn load_config(file: &Path, home: &Path) -> Result<RelayConfig, String> {

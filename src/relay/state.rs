@@ -7,7 +7,7 @@ use log::{debug, info, warn};
 use tokio::time::Instant;
 
 use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
-use super::run::{DEFER, LAST_RX_TIME, PENDING_SENDS, RECENT_IDS, SYNC_TOKEN};
+use super::run::{DEFER, LAST_RX_TIME, QUIET, PENDING_SENDS, RECENT_IDS, SYNC_TOKEN};
 use crate::clock::now_ms;
 use crate::matrix::sender::{Outgoing, Sender};
 use crate::mesh::proto::{text, PortNum};
@@ -33,12 +33,31 @@ pub(super) struct Deferred {
     pub(super) maps: Vec<MapEntry>,
     pub(super) last_rx_time: Option<i64>,
     pub(super) token: Option<String>,
+    /// When the waiting bookkeeping is written by itself.
     pub(super) due: Option<Instant>,
+    /// The latest `due` may move to: `DEFER` after the first thing began to wait.
+    pub(super) latest: Option<Instant>,
 }
 
 impl Deferred {
-    pub(super) fn arm(&mut self) {
-        self.due.get_or_insert_with(|| Instant::now() + DEFER);
+    /// Something began to wait at `now`: it is written once the relay has been quiet for
+    /// `QUIET` (a burst's bookkeeping goes in one write, at its end), and at the latest
+    /// `DEFER` after the first thing that waits (a steady stream of messages).
+    pub(super) fn arm(&mut self, now: Instant) {
+        let latest = *self.latest.get_or_insert(now + DEFER);
+        self.due = Some((now + QUIET).min(latest));
+    }
+
+    /// A write failed: the next try comes `DEFER` later, not at every quiet moment.
+    pub(super) fn retry(&mut self, now: Instant) {
+        self.latest = Some(now + DEFER);
+        self.due = self.latest;
+    }
+
+    /// Everything waiting was written.
+    pub(super) fn disarm(&mut self) {
+        self.due = None;
+        self.latest = None;
     }
 }
 
@@ -148,7 +167,7 @@ impl Relay {
                 c.text = d.token.take().map(|t| (SYNC_TOKEN, t));
                 deferred_token = true;
             }
-            d.due = None;
+            d.disarm();
         }
         match self.store.save(c) {
             Ok(saved) => {
@@ -167,7 +186,7 @@ impl Relay {
                 if deferred_token {
                     d.token = c.text.take().map(|(_, t)| t);
                 }
-                d.arm();
+                d.retry(Instant::now());
                 Err(e)
             }
         }
@@ -275,7 +294,7 @@ impl Relay {
         if p.rx_time != 0 && (p.rx_time as i64) > self.threshold {
             self.threshold = p.rx_time as i64;
             self.deferred.last_rx_time = Some(self.threshold);
-            self.deferred.arm();
+            self.deferred.arm(Instant::now());
         }
         self.staged.append(&mut items);
     }
@@ -341,7 +360,7 @@ impl Relay {
         };
         self.feed_sender();
         self.deferred.done.push(id);
-        self.deferred.arm();
+        self.deferred.arm(Instant::now());
         match event_id {
             Some(event_id) => {
                 self.n.to_matrix += 1;

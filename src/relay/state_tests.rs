@@ -3,6 +3,7 @@
 use super::*;
 use crate::matrix::content::{Incoming, IncomingMessage, MessageKind};
 use crate::mesh::proto::{mesh_packet, Data, MeshPacket, BROADCAST};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 const ALICE: u32 = 0x1111aaaa;
@@ -306,4 +307,35 @@ fn old_matrix_messages_and_own_messages_are_not_queued() {
     f.relay.on_synced(Some("s1".into()));
     assert!(f.relay.store.outbox().is_empty());
     assert_eq!(f.relay.n.skipped_old, 1);
+}
+
+#[test]
+fn bookkeeping_is_written_when_the_relay_turns_quiet_and_at_the_latest_after_a_minute() {
+    let t0 = Instant::now();
+    let mut d = Deferred::default();
+    d.arm(t0);
+    assert_eq!(d.due, Some(t0 + QUIET), "quiet after the first message");
+    // A burst: each new thing to write down moves the write to the end of the quiet time.
+    let t1 = t0 + Duration::from_millis(1500);
+    d.arm(t1);
+    assert_eq!(d.due, Some(t1 + QUIET));
+    // A steady stream never quiet for long enough: written a minute after the first.
+    let mut t = t1;
+    while t < t0 + DEFER {
+        t += Duration::from_secs(1);
+        d.arm(t);
+    }
+    assert_eq!(d.due, Some(t0 + DEFER));
+    // Written: the next thing starts a new minute.
+    d.disarm();
+    assert_eq!(d.due, None);
+    let t2 = t + Duration::from_secs(5);
+    d.arm(t2);
+    assert_eq!(d.due, Some(t2 + QUIET));
+    // A failed write is tried again a minute later, not at the next quiet moment.
+    d.retry(t2);
+    assert_eq!(d.due, Some(t2 + DEFER));
+    // New work is written at the next quiet moment again (its own write is tried at once).
+    d.arm(t2 + Duration::from_secs(1));
+    assert_eq!(d.due, Some(t2 + Duration::from_secs(1) + QUIET));
 }

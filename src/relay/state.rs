@@ -7,7 +7,7 @@ use log::{debug, info, warn};
 use tokio::time::Instant;
 
 use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
-use super::run::{DEFER, LAST_RX_TIME, QUIET, PENDING_SENDS, RECENT_IDS, SYNC_TOKEN};
+use super::run::{DEFER, LAST_RX_TIME, PENDING_SENDS, QUIET, RECENT_IDS, SYNC_TOKEN};
 use crate::clock::now_ms;
 use crate::matrix::sender::{Outgoing, Sender};
 use crate::mesh::proto::{text, PortNum};

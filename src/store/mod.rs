@@ -114,6 +114,17 @@ pub struct Store {
     writes: u64,
 }
 
+impl Store {
+    /// Runs one statement, compiled once per connection and kept (the same few statements
+    /// run for every message).
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, String> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map_err(err)
+    }
+}
+
 fn err(e: rusqlite::Error) -> String {
     e.to_string()
 }
@@ -260,13 +271,11 @@ impl Store {
 
     /// Remembers a relayed message, pruning the map to `msgs_to_keep` now and then.
     pub fn map_insert(&mut self, e: &MapEntry) -> Result<(), String> {
-        self.conn
-            .execute(
+        self.exec(
                 "INSERT OR REPLACE INTO message_map (meshtastic_id, matrix_event_id, matrix_room_id, meshtastic_text, meshtastic_meshnet)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![e.mesh_id, e.event_id, e.room_id, e.text, e.meshnet],
-            )
-            .map_err(err)?;
+            )?;
         self.writes += 1;
         self.inserts_since_prune += 1;
         if self.msgs_to_keep > 0
@@ -343,9 +352,8 @@ impl Store {
 
     pub fn state(&self, key: &str) -> Option<i64> {
         self.conn
-            .query_row("SELECT value FROM mmrelay_state WHERE key=?1", [key], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT value FROM mmrelay_state WHERE key=?1")
+            .and_then(|mut st| st.query_row([key], |r| r.get(0)))
             .optional()
             .ok()
             .flatten()
@@ -355,12 +363,10 @@ impl Store {
         if self.state(key) == Some(value) {
             return Ok(());
         }
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO mmrelay_state (key, value) VALUES (?1, ?2)",
-                params![key, value],
-            )
-            .map_err(err)?;
+        self.exec(
+            "INSERT OR REPLACE INTO mmrelay_state (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
         self.writes += 1;
         Ok(())
     }
@@ -381,16 +387,16 @@ impl Store {
         if c.is_empty() {
             return Ok(Saved::default());
         }
-        self.conn.execute_batch("BEGIN").map_err(err)?;
+        self.exec("BEGIN", [])?;
         let writes = self.writes;
         match self.save_in_transaction(c) {
             Ok(saved) => {
-                self.conn.execute_batch("COMMIT").map_err(err)?;
+                self.exec("COMMIT", [])?;
                 self.writes = writes + 1;
                 Ok(saved)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.exec("ROLLBACK", []);
                 self.writes = writes;
                 Err(e)
             }
@@ -401,21 +407,15 @@ impl Store {
         let mut saved = Saved::default();
         for item in &c.to_mesh {
             let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
-            self.conn
-                .execute("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])
-                .map_err(err)?;
+            self.exec("INSERT INTO mmrelay_outbox (item) VALUES (?1)", [blob])?;
             saved.to_mesh.push(self.conn.last_insert_rowid());
         }
         for id in &c.to_matrix_done {
-            self.conn
-                .execute("DELETE FROM mmrelay_to_matrix WHERE id=?1", [id])
-                .map_err(err)?;
+            self.exec("DELETE FROM mmrelay_to_matrix WHERE id=?1", [id])?;
         }
         for item in &c.to_matrix {
             let blob = postcard::to_allocvec(item).map_err(|e| e.to_string())?;
-            self.conn
-                .execute("INSERT INTO mmrelay_to_matrix (item) VALUES (?1)", [blob])
-                .map_err(err)?;
+            self.exec("INSERT INTO mmrelay_to_matrix (item) VALUES (?1)", [blob])?;
             saved.to_matrix.push(self.conn.last_insert_rowid());
         }
         for e in &c.maps {
@@ -425,12 +425,10 @@ impl Store {
             self.set_state(key, *value)?;
         }
         if let Some((key, value)) = &c.text {
-            self.conn
-                .execute(
-                    "INSERT OR REPLACE INTO mmrelay_text (key, value) VALUES (?1, ?2)",
-                    params![key, value],
-                )
-                .map_err(err)?;
+            self.exec(
+                "INSERT OR REPLACE INTO mmrelay_text (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
         }
         Ok(saved)
     }
@@ -467,9 +465,7 @@ impl Store {
     }
 
     pub fn outbox_delete(&mut self, id: i64) -> Result<(), String> {
-        self.conn
-            .execute("DELETE FROM mmrelay_outbox WHERE id=?1", [id])
-            .map_err(err)?;
+        self.exec("DELETE FROM mmrelay_outbox WHERE id=?1", [id])?;
         self.writes += 1;
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! What the wrappers of the SDK's stores ([`super::crypto_store`], [`super::state_store`]) keep
-//! of their reads: [`ReadCache`], valid until the next write, and [`read_through`].
+//! of their reads: [`ReadCache`], valid until the next write that can change it, and
+//! [`read_through`].
 //!
-//! A read that overlaps a write must not leave what it read behind: every write empties the
+//! A read that overlaps a write must not leave what it read behind: every such write empties the
 //! cache before and after it (each time a new generation), and a read's result is kept only if
 //! the generation did not move while it ran.
 

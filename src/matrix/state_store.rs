@@ -1,12 +1,15 @@
-//! The SDK's SQLite state store as mmrelay gives it to matrix-sdk ([`SdkStateStore`]): the
-//! room member lists it has read are kept in memory, and a sync token that is all a save
+//! The SDK's SQLite state store as mmrelay gives it to matrix-sdk ([`SdkStateStore`]): what
+//! matrix-sdk reads again and again is kept in memory, and a sync token that is all a save
 //! carries waits for the next save or the clean stop.
 //!
 //! Before each message it encrypts, matrix-sdk asks the state store for the room's members (to
-//! know whose devices get the room key). From SQLite that is a statement built and compiled
-//! anew, a blocking-thread hand-off and a decoding, every time: about a seventh of mmrelay's
-//! CPU per relayed message once the crypto store's reads were cached. Member lists change only
-//! through `save_changes` (a sync) or `remove_room`, and each write empties the cache.
+//! know whose devices get the room key); for each message it receives, it reads the push rules,
+//! the ignored-users list, the power levels, the sender's member event, profile, presence and
+//! display-name holders, several of them more than once. From SQLite each read is a statement
+//! built and compiled anew, a blocking-thread hand-off and a decoding: about twenty per received
+//! message. All of these change only through `save_changes` (a sync) or `remove_room`. A write
+//! that can change them empties the caches; the save after each received message, which
+//! carries only the room's info (its unread counts) and the token, cannot, and keeps them.
 //!
 //! A sync that brings nothing (the long-poll timing out on a quiet relay) leaves matrix-sdk
 //! with only a new sync token to save: ten 1 KiB pages, twice a minute, on a relay with
@@ -45,13 +48,54 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// How many member lists (room and membership filter) are kept.
 const MEMBER_LISTS: usize = 64;
+/// How many state events, profiles, presence events and display-name lookups are kept (each).
+const ROOM_READS: usize = 64;
+/// How many global account-data events are kept.
+const ACCOUNT_DATA: usize = 16;
 
-/// The SDK's state store with member lists cached (see the module doc).
+type Cache<K, V> = Mutex<ReadCache<K, V>>;
+
+/// What the wrapper keeps of its reads (each bounded; see the module doc).
+#[derive(Debug)]
+struct Reads {
+    /// By room and membership filter.
+    members: Cache<(OwnedRoomId, RoomMemberships), Vec<OwnedUserId>>,
+    /// By room, event type and state key.
+    state: Cache<(OwnedRoomId, StateEventType, String), Option<RawAnySyncOrStrippedState>>,
+    account_data: Cache<GlobalAccountDataEventType, Option<Raw<AnyGlobalAccountDataEvent>>>,
+    profiles: Cache<(OwnedRoomId, OwnedUserId), Option<MinimalRoomMemberEvent>>,
+    presence: Cache<OwnedUserId, Option<Raw<PresenceEvent>>>,
+    /// Who holds a display name in a room (`None`: the store answered without that name).
+    names: Cache<(OwnedRoomId, DisplayName), Option<BTreeSet<OwnedUserId>>>,
+}
+
+impl Reads {
+    fn new() -> Self {
+        Self {
+            members: Mutex::new(ReadCache::new(MEMBER_LISTS)),
+            state: Mutex::new(ReadCache::new(ROOM_READS)),
+            account_data: Mutex::new(ReadCache::new(ACCOUNT_DATA)),
+            profiles: Mutex::new(ReadCache::new(ROOM_READS)),
+            presence: Mutex::new(ReadCache::new(ROOM_READS)),
+            names: Mutex::new(ReadCache::new(ROOM_READS)),
+        }
+    }
+
+    fn invalidate(&self) {
+        self.members.lock().unwrap().invalidate();
+        self.state.lock().unwrap().invalidate();
+        self.account_data.lock().unwrap().invalidate();
+        self.profiles.lock().unwrap().invalidate();
+        self.presence.lock().unwrap().invalidate();
+        self.names.lock().unwrap().invalidate();
+    }
+}
+
+/// The SDK's state store with its frequent reads cached (see the module doc).
 #[derive(Debug)]
 pub struct SdkStateStore {
     inner: Arc<DynStateStore>,
-    /// Member lists read from `inner`, by room and membership filter.
-    members: Mutex<ReadCache<(OwnedRoomId, RoomMemberships), Vec<OwnedUserId>>>,
+    reads: Reads,
     /// A sync token not written yet.
     token: Mutex<Option<String>>,
 }
@@ -60,7 +104,7 @@ impl SdkStateStore {
     pub fn new(inner: Arc<DynStateStore>) -> Self {
         Self {
             inner,
-            members: Mutex::new(ReadCache::new(MEMBER_LISTS)),
+            reads: Reads::new(),
             token: Mutex::new(None),
         }
     }
@@ -77,13 +121,51 @@ impl SdkStateStore {
         }
     }
 
-    /// Runs the write `w` with the cache emptied before and after it.
+    /// Runs the write `w` with the caches emptied before and after it.
     async fn write<T>(&self, w: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        self.members.lock().unwrap().invalidate();
+        self.reads.invalidate();
         let r = w.await;
-        self.members.lock().unwrap().invalidate();
+        self.reads.invalidate();
         r
     }
+
+    /// Saves `changes`: a write, unless they change nothing the caches hold.
+    async fn save(&self, changes: &StateChanges) -> Result<()> {
+        if changes_reads(changes) {
+            self.write(self.inner.save_changes(changes)).await
+        } else {
+            self.inner.save_changes(changes).await
+        }
+    }
+}
+
+/// Whether `changes` may change what [`Reads`] keeps: everything but the room infos, the read
+/// receipts and the sync token may. (The pattern names every field, so that a field added by a
+/// newer matrix-sdk stops the build instead of being missed.)
+pub fn changes_reads(changes: &StateChanges) -> bool {
+    let StateChanges {
+        sync_token: _,
+        room_infos: _,
+        receipts: _,
+        account_data,
+        presence,
+        profiles,
+        profiles_to_delete,
+        state,
+        room_account_data,
+        redactions,
+        stripped_state,
+        ambiguity_maps,
+    } = changes;
+    !(account_data.is_empty()
+        && presence.is_empty()
+        && profiles.is_empty()
+        && profiles_to_delete.is_empty()
+        && state.is_empty()
+        && room_account_data.is_empty()
+        && redactions.is_empty()
+        && stripped_state.is_empty()
+        && ambiguity_maps.is_empty())
 }
 
 /// The sync token of `changes`, and whether they carry anything else. (The pattern names every
@@ -128,7 +210,7 @@ impl StateStore for SdkStateStore {
         memberships: RoomMemberships,
     ) -> Result<Vec<OwnedUserId>> {
         read_through(
-            &self.members,
+            &self.reads.members,
             &(room_id.to_owned(), memberships),
             self.inner.get_user_ids(room_id, memberships),
         )
@@ -148,9 +230,9 @@ impl StateStore for SdkStateStore {
             Some(t) if changes.sync_token.is_none() => {
                 let mut with_token = changes.clone();
                 with_token.sync_token = Some(t);
-                self.write(self.inner.save_changes(&with_token)).await
+                self.save(&with_token).await
             }
-            _ => self.write(self.inner.save_changes(changes)).await,
+            _ => self.save(changes).await,
         }
     }
 
@@ -162,7 +244,8 @@ impl StateStore for SdkStateStore {
         self.write(self.inner.reopen()).await
     }
 
-    // Everything below is passed through unchanged.
+    // Below: the cached reads (through `read_through` or `reads.names`) and the rest, passed
+    // through unchanged.
 
     async fn get_kv_data(&self, key: StateStoreDataKey<'_>) -> Result<Option<StateStoreDataValue>> {
         if let StateStoreDataKey::SyncToken = key {
@@ -186,7 +269,12 @@ impl StateStore for SdkStateStore {
     }
 
     async fn get_presence_event(&self, user_id: &UserId) -> Result<Option<Raw<PresenceEvent>>> {
-        self.inner.get_presence_event(user_id).await
+        read_through(
+            &self.reads.presence,
+            user_id,
+            self.inner.get_presence_event(user_id),
+        )
+        .await
     }
 
     async fn get_presence_events(
@@ -202,9 +290,12 @@ impl StateStore for SdkStateStore {
         event_type: StateEventType,
         state_key: &str,
     ) -> Result<Option<RawAnySyncOrStrippedState>> {
-        self.inner
-            .get_state_event(room_id, event_type, state_key)
-            .await
+        read_through(
+            &self.reads.state,
+            &(room_id.to_owned(), event_type.clone(), state_key.to_owned()),
+            self.inner.get_state_event(room_id, event_type, state_key),
+        )
+        .await
     }
 
     async fn get_state_events(
@@ -231,7 +322,12 @@ impl StateStore for SdkStateStore {
         room_id: &RoomId,
         user_id: &UserId,
     ) -> Result<Option<MinimalRoomMemberEvent>> {
-        self.inner.get_profile(room_id, user_id).await
+        read_through(
+            &self.reads.profiles,
+            &(room_id.to_owned(), user_id.to_owned()),
+            self.inner.get_profile(room_id, user_id),
+        )
+        .await
     }
 
     async fn get_profiles<'a>(
@@ -261,16 +357,49 @@ impl StateStore for SdkStateStore {
         room_id: &RoomId,
         display_names: &'a [DisplayName],
     ) -> Result<HashMap<&'a DisplayName, BTreeSet<OwnedUserId>>> {
-        self.inner
-            .get_users_with_display_names(room_id, display_names)
-            .await
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        let generation = {
+            let c = self.reads.names.lock().unwrap();
+            for name in display_names {
+                match c.get(&(room_id.to_owned(), name.clone())) {
+                    Some(Some(users)) => {
+                        found.insert(name, users.clone());
+                    }
+                    Some(None) => {}
+                    None => missing.push(name.clone()),
+                }
+            }
+            c.generation()
+        };
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let read = self
+            .inner
+            .get_users_with_display_names(room_id, &missing)
+            .await?;
+        let mut c = self.reads.names.lock().unwrap();
+        for name in &missing {
+            let users = read.get(name).cloned();
+            c.keep(generation, (room_id.to_owned(), name.clone()), &users);
+            if let (Some(users), Some(asked)) = (users, display_names.iter().find(|n| *n == name)) {
+                found.insert(asked, users);
+            }
+        }
+        Ok(found)
     }
 
     async fn get_account_data_event(
         &self,
         event_type: GlobalAccountDataEventType,
     ) -> Result<Option<Raw<AnyGlobalAccountDataEvent>>> {
-        self.inner.get_account_data_event(event_type).await
+        read_through(
+            &self.reads.account_data,
+            &event_type,
+            self.inner.get_account_data_event(event_type.clone()),
+        )
+        .await
     }
 
     async fn get_room_account_data_event(

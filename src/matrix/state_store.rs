@@ -168,36 +168,12 @@ pub fn changes_reads(changes: &StateChanges) -> bool {
         && ambiguity_maps.is_empty())
 }
 
-/// The sync token of `changes`, and whether they carry anything else. (The pattern names every
-/// field, so that a field added by a newer matrix-sdk stops the build instead of being
-/// dropped.)
+/// The sync token of `changes`, and whether they carry anything else: what the caches
+/// depend on ([`changes_reads`], which names every field), room infos or receipts.
 pub fn carries(changes: &StateChanges) -> (Option<&str>, bool) {
-    let StateChanges {
-        sync_token,
-        account_data,
-        presence,
-        profiles,
-        profiles_to_delete,
-        state,
-        room_account_data,
-        room_infos,
-        receipts,
-        redactions,
-        stripped_state,
-        ambiguity_maps,
-    } = changes;
-    let nothing_else = account_data.is_empty()
-        && presence.is_empty()
-        && profiles.is_empty()
-        && profiles_to_delete.is_empty()
-        && state.is_empty()
-        && room_account_data.is_empty()
-        && room_infos.is_empty()
-        && receipts.is_empty()
-        && redactions.is_empty()
-        && stripped_state.is_empty()
-        && ambiguity_maps.is_empty();
-    (sync_token.as_deref(), !nothing_else)
+    let anything =
+        changes_reads(changes) || !changes.room_infos.is_empty() || !changes.receipts.is_empty();
+    (changes.sync_token.as_deref(), anything)
 }
 
 #[async_trait]

@@ -150,6 +150,11 @@ fn what_changes_carry() {
     assert_eq!(carries(&c), (None, true));
     c.sync_token = Some("t".into());
     assert_eq!(carries(&c), (Some("t"), true));
+    // Room infos are something to save, though no cache depends on them.
+    let mut info = StateChanges::default();
+    info.add_room(RoomInfo::new(room, RoomState::Joined));
+    assert_eq!(carries(&info), (None, true));
+    assert!(!changes_reads(&info));
 }
 
 fn power_levels(room: &RoomId, admin: &UserId) -> StateChanges {

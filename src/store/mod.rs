@@ -272,10 +272,10 @@ impl Store {
     /// Remembers a relayed message, pruning the map to `msgs_to_keep` now and then.
     pub fn map_insert(&mut self, e: &MapEntry) -> Result<(), String> {
         self.exec(
-                "INSERT OR REPLACE INTO message_map (meshtastic_id, matrix_event_id, matrix_room_id, meshtastic_text, meshtastic_meshnet)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.mesh_id, e.event_id, e.room_id, e.text, e.meshnet],
-            )?;
+            "INSERT OR REPLACE INTO message_map (meshtastic_id, matrix_event_id, matrix_room_id, meshtastic_text, meshtastic_meshnet)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.mesh_id, e.event_id, e.room_id, e.text, e.meshnet],
+        )?;
         self.writes += 1;
         self.inserts_since_prune += 1;
         if self.msgs_to_keep > 0
@@ -292,13 +292,10 @@ impl Store {
         if self.msgs_to_keep == 0 {
             return Ok(0);
         }
-        let n = self
-            .conn
-            .execute(
-                "DELETE FROM message_map WHERE rowid NOT IN (SELECT rowid FROM message_map ORDER BY rowid DESC LIMIT ?1)",
-                [self.msgs_to_keep],
-            )
-            .map_err(err)?;
+        let n = self.exec(
+            "DELETE FROM message_map WHERE rowid NOT IN (SELECT rowid FROM message_map ORDER BY rowid DESC LIMIT ?1)",
+            [self.msgs_to_keep],
+        )?;
         if n > 0 {
             self.writes += 1;
         }

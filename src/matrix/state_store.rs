@@ -1,6 +1,6 @@
 //! The SDK's SQLite state store as mmrelay gives it to matrix-sdk ([`SdkStateStore`]): what
-//! matrix-sdk reads again and again is kept in memory, and a sync token that is all a save
-//! carries waits for the next save or the clean stop.
+//! matrix-sdk reads again and again is kept in memory, and a save that only brings a new sync
+//! token or new unread counts waits for the next save that matters, or the clean stop.
 //!
 //! Before each message it encrypts, matrix-sdk asks the state store for the room's members (to
 //! know whose devices get the room key); for each message it receives, it reads the push rules,
@@ -9,14 +9,19 @@
 //! built and compiled anew, a blocking-thread hand-off and a decoding: about twenty per received
 //! message. All of these change only through `save_changes` (a sync) or `remove_room`. A write
 //! that can change them empties the caches; the save after each received message, which
-//! carries only the room's info (its unread counts) and the token, cannot, and keeps them.
+//! carries only the room's info and the token, cannot, and keeps them.
 //!
-//! A sync that brings nothing (the long-poll timing out on a quiet relay) leaves matrix-sdk
-//! with only a new sync token to save: ten 1 KiB pages, twice a minute, on a relay with
-//! nothing to do. mmrelay resumes from the token in its own database, and the SDK's is only
-//! read when that is missing (the first start after MMRelay), so such a token is held in
-//! memory until the next save that carries something, or the clean stop. After a crash the SDK's
-//! token is older, which nothing uses.
+//! That save is also held in memory ([`Held`]). Each message received changed the room's info
+//! (its unread counts, read receipts, latest event) and the token: ten 1 KiB pages and an fsync
+//! per message, for figures the relay never reads. A sync that brings nothing (the long-poll
+//! timing out on a quiet relay) leaves only a new token: ten pages twice a minute. mmrelay
+//! resumes from the token in its own database, and the SDK's is only read when that is missing
+//! (the first start after MMRelay). A room info waits only while its [`Standing`] (joined or
+//! not, encrypted or not, member list complete or not) is the one last written: a change of
+//! standing is written at once, since after a crash the SDK must not believe it is in a room it
+//! left, or that it knows a member list it must fetch again. What waits goes with the next save
+//! that is written, or at the clean stop. After a crash the SDK's token and unread counts are
+//! older, which nothing uses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -39,7 +44,7 @@ use matrix_sdk::store::{
     QueueWedgeError, QueuedRequest, QueuedRequestKind, RoomLoadSettings, SentRequestKey,
     StateStoreDataKey, StateStoreDataValue, StoredThreadSubscription,
 };
-use matrix_sdk::{RoomInfo, RoomMemberships, StateChanges, StateStore, StoreError};
+use matrix_sdk::{RoomInfo, RoomMemberships, RoomState, StateChanges, StateStore, StoreError};
 use matrix_sdk_base::MinimalRoomMemberEvent;
 
 use super::read_cache::{read_through, ReadCache};
@@ -91,13 +96,80 @@ impl Reads {
     }
 }
 
+/// What of a room's info decides whether a save of it may wait ([`SdkStateStore`]'s module
+/// doc): a room info with the standing last written only changed figures the relay never reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    state: RoomState,
+    encrypted: bool,
+    encryption_known: bool,
+    members_synced: bool,
+}
+
+impl Standing {
+    pub fn of(info: &RoomInfo) -> Self {
+        let encryption = info.encryption_state();
+        Self {
+            state: info.state(),
+            encrypted: encryption.is_encrypted(),
+            encryption_known: !encryption.is_unknown(),
+            members_synced: info.are_members_synced(),
+        }
+    }
+}
+
+/// What waits to be written: the newest sync token and room infos (one per room).
+#[derive(Debug, Default, Clone)]
+struct Held {
+    token: Option<String>,
+    room_infos: BTreeMap<OwnedRoomId, RoomInfo>,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.token.is_none() && self.room_infos.is_empty()
+    }
+
+    /// Takes in the token and room infos of `changes` (newer than what is held).
+    fn take_in(&mut self, changes: &StateChanges) {
+        if let Some(t) = &changes.sync_token {
+            self.token = Some(t.clone());
+        }
+        for (room, info) in &changes.room_infos {
+            self.room_infos.insert(room.clone(), info.clone());
+        }
+    }
+
+    /// Adds what is held to `changes`, where they carry nothing newer.
+    fn add_to(self, changes: &mut StateChanges) {
+        if changes.sync_token.is_none() {
+            changes.sync_token = self.token;
+        }
+        for (room, info) in self.room_infos {
+            changes.room_infos.entry(room).or_insert(info);
+        }
+    }
+
+    /// Puts back what a failed write was to carry, unless something newer came meanwhile.
+    fn restore(&mut self, failed: Held) {
+        if self.token.is_none() {
+            self.token = failed.token;
+        }
+        for (room, info) in failed.room_infos {
+            self.room_infos.entry(room).or_insert(info);
+        }
+    }
+}
+
 /// The SDK's state store with its frequent reads cached (see the module doc).
 #[derive(Debug)]
 pub struct SdkStateStore {
     inner: Arc<DynStateStore>,
     reads: Reads,
-    /// A sync token not written yet.
-    token: Mutex<Option<String>>,
+    /// What waits for the next save that is written, or the clean stop.
+    held: Mutex<Held>,
+    /// The standing of each room's info on disk (as last written or read).
+    standing: Mutex<HashMap<OwnedRoomId, Standing>>,
 }
 
 impl SdkStateStore {
@@ -105,20 +177,42 @@ impl SdkStateStore {
         Self {
             inner,
             reads: Reads::new(),
-            token: Mutex::new(None),
+            held: Mutex::new(Held::default()),
+            standing: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Writes the sync token held back, if any. Call it once syncing has stopped.
+    /// Writes what is held back, if anything. Call it once syncing has stopped.
     pub async fn save_at_stop(&self) -> Result<()> {
-        let token = self.token.lock().unwrap().take();
-        match token {
-            Some(t) => {
-                self.write(self.inner.save_changes(&StateChanges::new(t)))
-                    .await
-            }
-            None => Ok(()),
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        if held.is_empty() {
+            return Ok(());
         }
+        let mut changes = StateChanges::default();
+        held.clone().add_to(&mut changes);
+        let r = self.save(&changes).await;
+        if r.is_err() {
+            self.held.lock().unwrap().restore(held);
+        }
+        r
+    }
+
+    /// Whether `changes` may wait (then they are held): they carry no more than a sync token
+    /// and room infos whose standing is the one on disk.
+    fn hold(&self, changes: &StateChanges) -> bool {
+        if changes_reads(changes) || !changes.receipts.is_empty() {
+            return false;
+        }
+        let standing = self.standing.lock().unwrap();
+        let same = changes
+            .room_infos
+            .iter()
+            .all(|(room, info)| standing.get(room) == Some(&Standing::of(info)));
+        drop(standing);
+        if same {
+            self.held.lock().unwrap().take_in(changes);
+        }
+        same
     }
 
     /// Runs the write `w` with the caches emptied before and after it.
@@ -129,13 +223,19 @@ impl SdkStateStore {
         r
     }
 
-    /// Saves `changes`: a write, unless they change nothing the caches hold.
+    /// Saves `changes`: a write, unless they change nothing the caches hold. Notes the standing
+    /// of the room infos written.
     async fn save(&self, changes: &StateChanges) -> Result<()> {
         if changes_reads(changes) {
-            self.write(self.inner.save_changes(changes)).await
+            self.write(self.inner.save_changes(changes)).await?;
         } else {
-            self.inner.save_changes(changes).await
+            self.inner.save_changes(changes).await?;
         }
+        let mut standing = self.standing.lock().unwrap();
+        for (room, info) in &changes.room_infos {
+            standing.insert(room.clone(), Standing::of(info));
+        }
+        Ok(())
     }
 }
 
@@ -168,14 +268,6 @@ pub fn changes_reads(changes: &StateChanges) -> bool {
         && ambiguity_maps.is_empty())
 }
 
-/// The sync token of `changes`, and whether they carry anything else: what the caches
-/// depend on ([`changes_reads`], which names every field), room infos or receipts.
-pub fn carries(changes: &StateChanges) -> (Option<&str>, bool) {
-    let anything =
-        changes_reads(changes) || !changes.room_infos.is_empty() || !changes.receipts.is_empty();
-    (changes.sync_token.as_deref(), anything)
-}
-
 #[async_trait]
 impl StateStore for SdkStateStore {
     type Error = StoreError;
@@ -195,24 +287,25 @@ impl StateStore for SdkStateStore {
 
     async fn save_changes(&self, changes: &StateChanges) -> Result<()> {
         // matrix-sdk follows each sync's save with an empty one.
-        if let (token, false) = carries(changes) {
-            if let Some(t) = token {
-                *self.token.lock().unwrap() = Some(t.to_owned());
-            }
+        if self.hold(changes) {
             return Ok(());
         }
-        let held = self.token.lock().unwrap().take();
-        match held {
-            Some(t) if changes.sync_token.is_none() => {
-                let mut with_token = changes.clone();
-                with_token.sync_token = Some(t);
-                self.save(&with_token).await
-            }
-            _ => self.save(changes).await,
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        if held.is_empty() {
+            return self.save(changes).await;
         }
+        let mut with_held = changes.clone();
+        held.clone().add_to(&mut with_held);
+        let r = self.save(&with_held).await;
+        if r.is_err() {
+            self.held.lock().unwrap().restore(held);
+        }
+        r
     }
 
     async fn remove_room(&self, room_id: &RoomId) -> Result<()> {
+        self.held.lock().unwrap().room_infos.remove(room_id);
+        self.standing.lock().unwrap().remove(room_id);
         self.write(self.inner.remove_room(room_id)).await
     }
 
@@ -225,7 +318,7 @@ impl StateStore for SdkStateStore {
 
     async fn get_kv_data(&self, key: StateStoreDataKey<'_>) -> Result<Option<StateStoreDataValue>> {
         if let StateStoreDataKey::SyncToken = key {
-            if let Some(t) = self.token.lock().unwrap().clone() {
+            if let Some(t) = self.held.lock().unwrap().token.clone() {
                 return Ok(Some(StateStoreDataValue::SyncToken(t)));
             }
         }
@@ -315,7 +408,20 @@ impl StateStore for SdkStateStore {
     }
 
     async fn get_room_infos(&self, settings: &RoomLoadSettings) -> Result<Vec<RoomInfo>> {
-        self.inner.get_room_infos(settings).await
+        let mut infos = self.inner.get_room_infos(settings).await?;
+        let held = self.held.lock().unwrap();
+        let mut standing = self.standing.lock().unwrap();
+        for info in &mut infos {
+            let room = info.room_id().to_owned();
+            match held.room_infos.get(&room) {
+                // What is held is newer, and has the standing on disk.
+                Some(newer) => *info = newer.clone(),
+                None => {
+                    standing.insert(room, Standing::of(info));
+                }
+            }
+        }
+        Ok(infos)
     }
 
     async fn get_users_with_display_name(

@@ -8,11 +8,12 @@ use matrix_sdk::ruma::events::{GlobalAccountDataEventType, StateEventType};
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{room_id, user_id, RoomId, UserId};
 use matrix_sdk::store::{
-    DynStateStore, IntoStateStore, MemoryStore, StateStoreDataKey, StateStoreDataValue,
+    DynStateStore, IntoStateStore, MemoryStore, RoomLoadSettings, StateStoreDataKey,
+    StateStoreDataValue,
 };
 use matrix_sdk::{RoomInfo, RoomMemberships, RoomState, StateChanges, StateStore};
 
-use super::{carries, changes_reads, SdkStateStore};
+use super::{changes_reads, SdkStateStore};
 
 fn joins(room: &RoomId, users: &[&UserId]) -> StateChanges {
     let mut changes = StateChanges::default();
@@ -142,19 +143,105 @@ async fn a_sync_token_alone_waits_for_the_next_save_or_the_stop() {
 }
 
 #[test]
-fn what_changes_carry() {
+fn what_changes_can_change_the_caches() {
     let room = room_id!("!r:example.org");
-    assert_eq!(carries(&StateChanges::new("t".into())), (Some("t"), false));
-    assert_eq!(carries(&StateChanges::default()), (None, false));
-    let mut c = joins(room, &[user_id!("@a:example.org")]);
-    assert_eq!(carries(&c), (None, true));
-    c.sync_token = Some("t".into());
-    assert_eq!(carries(&c), (Some("t"), true));
+    assert!(!changes_reads(&StateChanges::new("t".into())));
+    assert!(!changes_reads(&StateChanges::default()));
+    assert!(changes_reads(&joins(room, &[user_id!("@a:example.org")])));
     // Room infos are something to save, though no cache depends on them.
     let mut info = StateChanges::default();
     info.add_room(RoomInfo::new(room, RoomState::Joined));
-    assert_eq!(carries(&info), (None, true));
     assert!(!changes_reads(&info));
+}
+
+/// Each room's state and last prev-batch, as `store` has them.
+async fn rooms(store: &dyn StateStore<Error = matrix_sdk::StoreError>) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .get_room_infos(&RoomLoadSettings::All)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let batch = serde_json::to_value(i).unwrap()["last_prev_batch"].clone();
+            format!("{} {:?} {}", i.room_id(), i.state(), batch)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn info_save(info: &RoomInfo, token: &str) -> StateChanges {
+    let mut c = StateChanges::new(token.into());
+    c.add_room(info.clone());
+    c
+}
+
+#[tokio::test]
+async fn room_infos_wait_while_their_standing_is_the_one_on_disk() {
+    let room = room_id!("!r:example.org");
+    let (inner, store) = stores();
+    let mut info = RoomInfo::new(room, RoomState::Joined);
+
+    // A room info the wrapper has not seen on disk is written.
+    store.save_changes(&info_save(&info, "t1")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined null"]);
+
+    // New figures with the same standing wait, and the wrapper answers with them.
+    info.set_prev_batch(Some("p2"));
+    store.save_changes(&info_save(&info, "t2")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined null"]);
+    assert_eq!(token(&*inner).await.as_deref(), Some("t1"));
+    assert_eq!(rooms(&store).await, ["!r:example.org Joined \"p2\""]);
+    assert_eq!(token(&store).await.as_deref(), Some("t2"));
+
+    // A change of standing is written at once: membership, member list, encryption.
+    info.set_prev_batch(Some("p3"));
+    info.mark_as_left();
+    store.save_changes(&info_save(&info, "t3")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Left \"p3\""]);
+    assert_eq!(token(&*inner).await.as_deref(), Some("t3"));
+    info.mark_as_joined();
+    store.save_changes(&info_save(&info, "t4")).await.unwrap();
+    info.mark_members_synced();
+    info.set_prev_batch(Some("p5"));
+    store.save_changes(&info_save(&info, "t5")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p5\""]);
+    info.mark_encryption_state_synced();
+    info.set_prev_batch(Some("p6"));
+    store.save_changes(&info_save(&info, "t6")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p6\""]);
+
+    // What waits goes with the next save that is written (which keeps its own newer token)...
+    info.set_prev_batch(Some("p7"));
+    store.save_changes(&info_save(&info, "t7")).await.unwrap();
+    let mut c = joins(room, &[user_id!("@alice:example.org")]);
+    c.sync_token = Some("t8".into());
+    store.save_changes(&c).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p7\""]);
+    assert_eq!(token(&*inner).await.as_deref(), Some("t8"));
+
+    // ... or at the clean stop.
+    info.set_prev_batch(Some("p9"));
+    store.save_changes(&info_save(&info, "t9")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p7\""]);
+    store.save_at_stop().await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p9\""]);
+    assert_eq!(token(&*inner).await.as_deref(), Some("t9"));
+
+    // A wrapper that starts over learns the standing on disk from reading the room infos.
+    let store = SdkStateStore::new(inner.clone());
+    info.set_prev_batch(Some("p10"));
+    store.save_changes(&info_save(&info, "t10")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p10\""]);
+    info.set_prev_batch(Some("p11"));
+    store.save_changes(&info_save(&info, "t11")).await.unwrap();
+    assert_eq!(rooms(&*inner).await, ["!r:example.org Joined \"p10\""]);
+
+    // A room removed takes what waits for it along.
+    store.remove_room(room).await.unwrap();
+    store.save_at_stop().await.unwrap();
+    assert!(rooms(&*inner).await.is_empty());
+    assert!(rooms(&store).await.is_empty());
 }
 
 fn power_levels(room: &RoomId, admin: &UserId) -> StateChanges {

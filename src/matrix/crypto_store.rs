@@ -16,8 +16,9 @@
 //! ([`Reads`]). Before each message it encrypts, the SDK reads the tracked users and looks
 //! up every device and identity of the room's members; from SQLite each lookup meant a
 //! blocking-thread hand-off, a query, a decryption and a MessagePack decoding: a fifth of
-//! mmrelay's CPU per relayed message. They change only through `save_changes` and
-//! `save_tracked_users`, and each write empties the cache.
+//! mmrelay's CPU per relayed message. So are the secret requests not sent yet, which the SDK
+//! reads twice after each sync. They change only through `save_changes`, `save_tracked_users`
+//! and `delete_outgoing_secret_requests`, and each write empties the cache.
 //!
 //! Two writes per sync are left out because they change nothing: matrix-sdk saves its Olm
 //! account after every sync (about 7 KB), changed or not, and only a save whose account differs
@@ -86,6 +87,8 @@ pub struct Reads {
     own_device: Mutex<ReadCache<(), DeviceData>>,
     /// All tracked users (read before each message sent, by matrix-sdk's key query check).
     tracked: Mutex<ReadCache<(), Vec<TrackedUser>>>,
+    /// Secret requests not sent yet (read twice after each sync, for the outgoing requests).
+    unsent: Mutex<ReadCache<(), Vec<GossipRequest>>>,
 }
 
 impl Reads {
@@ -95,6 +98,7 @@ impl Reads {
             identities: Mutex::new(ReadCache::new(READ_CACHE_USERS)),
             own_device: Mutex::new(ReadCache::new(1)),
             tracked: Mutex::new(ReadCache::new(1)),
+            unsent: Mutex::new(ReadCache::new(1)),
         }
     }
 
@@ -103,6 +107,7 @@ impl Reads {
         self.identities.lock().unwrap().invalidate();
         self.own_device.lock().unwrap().invalidate();
         self.tracked.lock().unwrap().invalidate();
+        self.unsent.lock().unwrap().invalidate();
     }
 }
 
@@ -428,11 +433,17 @@ impl CryptoStore for SdkCryptoStore {
     }
 
     async fn get_unsent_secret_requests(&self) -> Result<Vec<GossipRequest>> {
-        self.inner.get_unsent_secret_requests().await
+        read_through(
+            &self.read.unsent,
+            &(),
+            self.inner.get_unsent_secret_requests(),
+        )
+        .await
     }
 
     async fn delete_outgoing_secret_requests(&self, request_id: &TransactionId) -> Result<()> {
-        self.inner.delete_outgoing_secret_requests(request_id).await
+        self.write(self.inner.delete_outgoing_secret_requests(request_id))
+            .await
     }
 
     async fn get_secrets_from_inbox(

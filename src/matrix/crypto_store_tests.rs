@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use matrix_sdk::ruma::events::secret::request::SecretName;
 use matrix_sdk::ruma::{device_id, user_id, DeviceId, UserId};
 use matrix_sdk_crypto::store::types::{Changes, DeviceChanges, PendingChanges};
 use matrix_sdk_crypto::store::{CryptoStore, DynCryptoStore, IntoCryptoStore, MemoryStore};
-use matrix_sdk_crypto::{Account, DeviceData};
+use matrix_sdk_crypto::{Account, DeviceData, GossipRequest, SecretInfo};
 
 use super::{hold_token, SdkCryptoStore};
 
@@ -232,4 +233,55 @@ async fn tracked_users_are_read_once_and_read_again_after_a_write() {
         names(store.load_tracked_users().await.unwrap()),
         ["alice:true", "bob:false"]
     );
+}
+
+fn secret_request(id: &str) -> GossipRequest {
+    GossipRequest {
+        request_recipient: user_id!("@bot:example.org").to_owned(),
+        request_id: id.into(),
+        info: SecretInfo::SecretRequest(SecretName::RecoveryKey),
+        sent_out: false,
+    }
+}
+
+fn requests(changes: Vec<GossipRequest>) -> Changes {
+    Changes {
+        key_requests: changes,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn unsent_secret_requests_are_read_once_and_read_again_after_a_write() {
+    let (inner, store) = store();
+    let unsent = |v: Vec<GossipRequest>| ids(v.iter().map(|r| r.request_id.to_string()).collect());
+    store
+        .save_changes(requests(vec![secret_request("a")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        unsent(store.get_unsent_secret_requests().await.unwrap()),
+        ["a"]
+    );
+    inner
+        .save_changes(requests(vec![secret_request("b")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        unsent(store.get_unsent_secret_requests().await.unwrap()),
+        ["a"]
+    );
+    // A save through the wrapper, and a deletion, are read again.
+    let mut sent = secret_request("a");
+    sent.sent_out = true;
+    store.save_changes(requests(vec![sent])).await.unwrap();
+    assert_eq!(
+        unsent(store.get_unsent_secret_requests().await.unwrap()),
+        ["b"]
+    );
+    store
+        .delete_outgoing_secret_requests("b".into())
+        .await
+        .unwrap();
+    assert!(store.get_unsent_secret_requests().await.unwrap().is_empty());
 }

@@ -244,44 +244,34 @@ fn secret_request(id: &str) -> GossipRequest {
     }
 }
 
-fn requests(changes: Vec<GossipRequest>) -> Changes {
-    Changes {
-        key_requests: changes,
+async fn save_request(store: &DynCryptoStore, r: GossipRequest) {
+    let changes = Changes {
+        key_requests: vec![r],
         ..Default::default()
-    }
+    };
+    store.save_changes(changes).await.unwrap();
+}
+
+async fn unsent(store: &SdkCryptoStore) -> Vec<String> {
+    let v = store.get_unsent_secret_requests().await.unwrap();
+    ids(v.iter().map(|r| r.request_id.to_string()).collect())
 }
 
 #[tokio::test]
 async fn unsent_secret_requests_are_read_once_and_read_again_after_a_write() {
     let (inner, store) = store();
-    let unsent = |v: Vec<GossipRequest>| ids(v.iter().map(|r| r.request_id.to_string()).collect());
-    store
-        .save_changes(requests(vec![secret_request("a")]))
-        .await
-        .unwrap();
-    assert_eq!(
-        unsent(store.get_unsent_secret_requests().await.unwrap()),
-        ["a"]
-    );
-    inner
-        .save_changes(requests(vec![secret_request("b")]))
-        .await
-        .unwrap();
-    assert_eq!(
-        unsent(store.get_unsent_secret_requests().await.unwrap()),
-        ["a"]
-    );
+    save_request(&store, secret_request("a")).await;
+    assert_eq!(unsent(&store).await, ["a"]);
+    save_request(&*inner, secret_request("b")).await;
+    assert_eq!(unsent(&store).await, ["a"]);
     // A save through the wrapper, and a deletion, are read again.
     let mut sent = secret_request("a");
     sent.sent_out = true;
-    store.save_changes(requests(vec![sent])).await.unwrap();
-    assert_eq!(
-        unsent(store.get_unsent_secret_requests().await.unwrap()),
-        ["b"]
-    );
+    save_request(&store, sent).await;
+    assert_eq!(unsent(&store).await, ["b"]);
     store
         .delete_outgoing_secret_requests("b".into())
         .await
         .unwrap();
-    assert!(store.get_unsent_secret_requests().await.unwrap().is_empty());
+    assert!(unsent(&store).await.is_empty());
 }

@@ -12,6 +12,7 @@ pub mod crypto_store;
 pub mod read_cache;
 pub mod sender;
 pub mod session;
+pub mod state_changes;
 pub mod state_store;
 pub mod stores;
 pub mod sync;

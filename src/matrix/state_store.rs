@@ -11,12 +11,13 @@
 //! that can change them empties the caches; the save after each received message, which
 //! carries only the room's info and the token, cannot, and keeps them.
 //!
-//! That save is also held in memory ([`Held`]). Each message received changed the room's info
+//! That save is also held in memory ([`Held`](super::state_changes::Held)). Each message received changed the room's info
 //! (its unread counts, read receipts, latest event) and the token: ten 1 KiB pages and an fsync
 //! per message, for figures the relay never reads. A sync that brings nothing (the long-poll
 //! timing out on a quiet relay) leaves only a new token: ten pages twice a minute. mmrelay
 //! resumes from the token in its own database, and the SDK's is only read when that is missing
-//! (the first start after MMRelay). A room info waits only while its [`Standing`] (joined or
+//! (the first start after MMRelay). A room info waits only while its
+//! [`Standing`](super::state_changes::Standing) (joined or
 //! not, encrypted or not, member list complete or not) is the one last written: a change of
 //! standing is written at once, since after a crash the SDK must not believe it is in a room it
 //! left, or that it knows a member list it must fetch again. What waits goes with the next save
@@ -44,10 +45,11 @@ use matrix_sdk::store::{
     QueueWedgeError, QueuedRequest, QueuedRequestKind, RoomLoadSettings, SentRequestKey,
     StateStoreDataKey, StateStoreDataValue, StoredThreadSubscription,
 };
-use matrix_sdk::{RoomInfo, RoomMemberships, RoomState, StateChanges, StateStore, StoreError};
+use matrix_sdk::{RoomInfo, RoomMemberships, StateChanges, StateStore, StoreError};
 use matrix_sdk_base::MinimalRoomMemberEvent;
 
 use super::read_cache::{read_through, ReadCache};
+use super::state_changes::{changes_reads, Held, Standing};
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -96,71 +98,6 @@ impl Reads {
     }
 }
 
-/// What of a room's info decides whether a save of it may wait ([`SdkStateStore`]'s module
-/// doc): a room info with the standing last written only changed figures the relay never reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
-    state: RoomState,
-    encrypted: bool,
-    encryption_known: bool,
-    members_synced: bool,
-}
-
-impl Standing {
-    pub fn of(info: &RoomInfo) -> Self {
-        let encryption = info.encryption_state();
-        Self {
-            state: info.state(),
-            encrypted: encryption.is_encrypted(),
-            encryption_known: !encryption.is_unknown(),
-            members_synced: info.are_members_synced(),
-        }
-    }
-}
-
-/// What waits to be written: the newest sync token and room infos (one per room).
-#[derive(Debug, Default, Clone)]
-struct Held {
-    token: Option<String>,
-    room_infos: BTreeMap<OwnedRoomId, RoomInfo>,
-}
-
-impl Held {
-    fn is_empty(&self) -> bool {
-        self.token.is_none() && self.room_infos.is_empty()
-    }
-
-    /// Takes in the token and room infos of `changes` (newer than what is held).
-    fn take_in(&mut self, changes: &StateChanges) {
-        if let Some(t) = &changes.sync_token {
-            self.token = Some(t.clone());
-        }
-        for (room, info) in &changes.room_infos {
-            self.room_infos.insert(room.clone(), info.clone());
-        }
-    }
-
-    /// Adds what is held to `changes`, where they carry nothing newer.
-    fn add_to(self, changes: &mut StateChanges) {
-        if changes.sync_token.is_none() {
-            changes.sync_token = self.token;
-        }
-        for (room, info) in self.room_infos {
-            changes.room_infos.entry(room).or_insert(info);
-        }
-    }
-
-    /// Puts back what a failed write was to carry, unless something newer came meanwhile.
-    fn restore(&mut self, failed: Held) {
-        if self.token.is_none() {
-            self.token = failed.token;
-        }
-        for (room, info) in failed.room_infos {
-            self.room_infos.entry(room).or_insert(info);
-        }
-    }
-}
-
 /// The SDK's state store with its frequent reads cached (see the module doc).
 #[derive(Debug)]
 pub struct SdkStateStore {
@@ -184,13 +121,21 @@ impl SdkStateStore {
 
     /// Writes what is held back, if anything. Call it once syncing has stopped.
     pub async fn save_at_stop(&self) -> Result<()> {
-        let held = std::mem::take(&mut *self.held.lock().unwrap());
-        if held.is_empty() {
+        if self.held.lock().unwrap().is_empty() {
             return Ok(());
         }
-        let mut changes = StateChanges::default();
-        held.clone().add_to(&mut changes);
-        let r = self.save(&changes).await;
+        self.save_with_held(&StateChanges::default()).await
+    }
+
+    /// Saves `changes` with what is held added; if that fails, what was held waits again.
+    async fn save_with_held(&self, changes: &StateChanges) -> Result<()> {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        if held.is_empty() {
+            return self.save(changes).await;
+        }
+        let mut with_held = changes.clone();
+        held.clone().add_to(&mut with_held);
+        let r = self.save(&with_held).await;
         if r.is_err() {
             self.held.lock().unwrap().restore(held);
         }
@@ -239,35 +184,6 @@ impl SdkStateStore {
     }
 }
 
-/// Whether `changes` may change what [`Reads`] keeps: everything but the room infos, the read
-/// receipts and the sync token may. (The pattern names every field, so that a field added by a
-/// newer matrix-sdk stops the build instead of being missed.)
-pub fn changes_reads(changes: &StateChanges) -> bool {
-    let StateChanges {
-        sync_token: _,
-        room_infos: _,
-        receipts: _,
-        account_data,
-        presence,
-        profiles,
-        profiles_to_delete,
-        state,
-        room_account_data,
-        redactions,
-        stripped_state,
-        ambiguity_maps,
-    } = changes;
-    !(account_data.is_empty()
-        && presence.is_empty()
-        && profiles.is_empty()
-        && profiles_to_delete.is_empty()
-        && state.is_empty()
-        && room_account_data.is_empty()
-        && redactions.is_empty()
-        && stripped_state.is_empty()
-        && ambiguity_maps.is_empty())
-}
-
 #[async_trait]
 impl StateStore for SdkStateStore {
     type Error = StoreError;
@@ -290,17 +206,7 @@ impl StateStore for SdkStateStore {
         if self.hold(changes) {
             return Ok(());
         }
-        let held = std::mem::take(&mut *self.held.lock().unwrap());
-        if held.is_empty() {
-            return self.save(changes).await;
-        }
-        let mut with_held = changes.clone();
-        held.clone().add_to(&mut with_held);
-        let r = self.save(&with_held).await;
-        if r.is_err() {
-            self.held.lock().unwrap().restore(held);
-        }
-        r
+        self.save_with_held(changes).await
     }
 
     async fn remove_room(&self, room_id: &RoomId) -> Result<()> {

@@ -13,7 +13,8 @@ use matrix_sdk::store::{
 };
 use matrix_sdk::{RoomInfo, RoomMemberships, RoomState, StateChanges, StateStore};
 
-use super::{changes_reads, SdkStateStore};
+use super::SdkStateStore;
+use crate::matrix::state_changes::changes_reads;
 
 fn joins(room: &RoomId, users: &[&UserId]) -> StateChanges {
     let mut changes = StateChanges::default();

@@ -138,7 +138,7 @@ fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                if KNOWN.contains(&path.as_str()) {
+                if KNOWN.contains(&path.as_str()) || super::plugins::is_known(&path) {
                     walk_unknown(child, &path, out);
                 } else {
                     out.push(path);

@@ -1,15 +1,18 @@
 //! The relay's settings, read from MMRelay's `config.yaml` keys (and the `MMRELAY_*`
 //! environment overrides), checked once at start. A wrong value stops mmrelay with the file,
-//! line, key, bad value and what is allowed; a key mmrelay does not implement (plugins, BLE
-//! settings...) gives one warning naming it.
+//! line, key, bad value and what is allowed; a key mmrelay does not implement (plugins it
+//! does not have, BLE settings...) gives one warning naming it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
+#[path = "plugins.rs"]
+pub mod plugins;
 #[path = "reader.rs"]
 mod reader;
+use plugins::PluginsConfig;
 use reader::{show, Reader};
 
 use crate::mesh::transport::{Endpoint, DEFAULT_TCP_PORT};
@@ -52,6 +55,8 @@ pub struct RelayConfig {
     pub max_event_age: Duration,
     /// Capacity of the Matrix -> mesh queue.
     pub mesh_queue: usize,
+    /// The bot commands (MMRelay's `plugins:`).
+    pub plugins: PluginsConfig,
 }
 
 pub const DEFAULT_MATRIX_PREFIX: &str = "[{long}/{mesh}]: ";
@@ -313,6 +318,8 @@ pub fn load_relay_config(
         "seconds",
     );
 
+    let plugins = plugins::read_plugins(&mut r);
+
     r.done(())?;
     Ok(Loaded {
         config: RelayConfig {
@@ -338,6 +345,7 @@ pub fn load_relay_config(
             msgs_to_keep,
             max_event_age: Duration::from_secs_f64(max_event_age),
             mesh_queue,
+            plugins,
         },
         ignored,
     })

@@ -61,10 +61,10 @@ fn reads_mmrelay_config_with_defaults_and_warns_about_unknown_keys() {
     assert_eq!(c.db_path, PathBuf::from("/h/database/meshtastic.sqlite"));
     assert_eq!(c.msgs_to_keep, 500);
     assert_eq!(c.max_event_age, Duration::from_secs(600));
-    assert_eq!(
-        l.ignored,
-        vec!["meshtastic.ble_address".to_string(), "plugins".to_string()]
-    );
+    assert_eq!(l.ignored, vec!["meshtastic.ble_address".to_string()]);
+    assert!(c.plugins.ping.active && c.plugins.ping.require_bot_mention);
+    assert_eq!(c.plugins.ping.channels, None);
+    assert!(!c.plugins.nodes.active && !c.plugins.display_hops);
 }
 
 #[test]
@@ -208,4 +208,51 @@ fn radio_settings_problems_name_key_and_line() {
         bad.contains("meshtastic.port") && bad.contains("line 4") && bad.contains("seventy"),
         "{bad}"
     );
+}
+
+#[test]
+fn plugins_as_mmrelay_writes_them_and_one_warning_per_plugin_we_lack() {
+    let text = format!(
+        "{GOOD}  nodes:\n    active: true\n    require_bot_mention: false\n    priority: 2\n  \
+         telemetry:\n    active: \"yes\"\n    channels: [0, 3]\n  weather:\n    active: true\n  \
+         map:\n    active: true\n  status:\n    active: true\n    colour: red\n\
+         community-plugins:\n  x:\n    active: true\n"
+    );
+    let l = load_relay_config(&text, Path::new("/h"), &no_env).unwrap();
+    let p = &l.config.plugins;
+    assert!(p.nodes.active && !p.nodes.require_bot_mention);
+    assert!(p.telemetry.active);
+    assert_eq!(p.telemetry.channels, Some(vec![0, 3]));
+    assert!(p.status.active && !p.help.active && !p.health.active);
+    assert_eq!(
+        l.ignored,
+        [
+            "meshtastic.ble_address",
+            "plugins.weather",
+            "plugins.map",
+            "plugins.status.colour",
+            "community-plugins",
+        ]
+    );
+}
+
+#[test]
+fn bad_plugin_values_name_the_key() {
+    let text = format!(
+        "{GOOD}    channels: [0, 9]\n    display_hops: maybe\n  help:\n    channels: all\n"
+    );
+    let problems = load_relay_config(&text, Path::new("/h"), &no_env).unwrap_err();
+    let shown: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "plugins.help.channels: 'all' is not allowed: use a list of channel indexes, like [0, 2]",
+            "plugins.ping.channels: 9 is not a channel index: use numbers from 0 to 7",
+            "plugins.ping.display_hops: 'maybe' is not allowed: use true or false",
+        ]
+    );
+    assert!(problems.iter().all(|p| p.line.is_some()));
 }

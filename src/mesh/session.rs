@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use super::proto::{
     self, config, from_radio, mesh_packet, text, to_radio, ChannelRole, ClientNotification,
-    DeviceMetadata, FromRadio, Heartbeat, LoRaConfig, LogRecord, MeshPacket, MyNodeInfo, PortNum,
-    QueueStatus, SecurityConfig, ToRadio, User,
+    DeviceMetadata, DeviceMetrics, FromRadio, Heartbeat, LoRaConfig, LogRecord, MeshPacket,
+    MyNodeInfo, PortNum, QueueStatus, SecurityConfig, ToRadio, User,
 };
 use prost::Message;
 
@@ -44,6 +44,11 @@ pub struct NodeEntry {
     pub hw_model: i32,
     /// Seconds since the Unix epoch; 0 when never heard.
     pub last_heard: u32,
+    /// As the radio last reported them: signal-to-noise ratio of the last packet heard (dB),
+    /// hops away, and the node's device metrics (battery, voltage, channel use).
+    pub snr: f32,
+    pub hops_away: Option<u32>,
+    pub metrics: Option<DeviceMetrics>,
 }
 
 impl NodeEntry {
@@ -54,6 +59,9 @@ impl NodeEntry {
             short_name: ShortName::new(),
             hw_model: 0,
             last_heard: 0,
+            snr: 0.0,
+            hops_away: None,
+            metrics: None,
         }
     }
 
@@ -314,6 +322,11 @@ impl Session {
                     entry.set_user(user);
                 }
                 entry.last_heard = entry.last_heard.max(ni.last_heard);
+                entry.snr = ni.snr;
+                entry.hops_away = ni.hops_away.or(entry.hops_away);
+                if ni.device_metrics.is_some() {
+                    entry.metrics = ni.device_metrics;
+                }
                 let entry = entry.clone();
                 if self.is_ready() {
                     Some(Output::NodeUpdated(entry))

@@ -184,6 +184,11 @@ impl Rules {
             .collect()
     }
 
+    /// Whether `room` is bridged (a channel's room or the direct-message room).
+    pub fn bridges(&self, room: &str) -> bool {
+        self.channel_of(room).is_some() || self.dm_room.as_deref() == Some(room)
+    }
+
     fn channel_of(&self, room: &str) -> Option<u32> {
         self.rooms.iter().find(|(r, _)| r == room).map(|(_, c)| *c)
     }

@@ -15,6 +15,8 @@ use log::{debug, info, warn};
 
 use tokio::time::Instant;
 
+use super::bot::Bot;
+use super::commands::BotName;
 use super::rules::Rules;
 use super::state::Relay;
 use crate::config::relay::{format_problems, load_relay_config, RelayConfig};
@@ -22,7 +24,6 @@ use crate::matrix::client::{self as mxclient, MatrixEvent, MatrixOptions};
 use crate::matrix::credentials::MatrixPaths;
 use crate::matrix::session::LoginParams;
 use crate::mesh::link::{self, LinkEvent, LinkOptions, PendingSend, SendOutcome};
-use crate::mesh::proto::BROADCAST;
 use crate::mesh::session::TextMessage;
 use crate::store::Store;
 
@@ -57,6 +58,23 @@ pub fn load_config(file: &Path, home: &Path) -> Result<RelayConfig, String> {
         );
     }
     Ok(loaded.config)
+}
+
+/// The bot's display name, for commands that must mention it (its user id and localpart
+/// work without it).
+async fn bot_display_name(mx: &mxclient::MatrixHandle) -> Option<String> {
+    let account = mx.client().account();
+    match tokio::time::timeout(Duration::from_secs(5), account.get_display_name()).await {
+        Ok(Ok(name)) => name,
+        Ok(Err(e)) => {
+            warn!("Could not read the bot's display name ({e}); commands must name its user id");
+            None
+        }
+        Err(_) => {
+            warn!("Reading the bot's display name timed out; commands must name its user id");
+            None
+        }
+    }
 }
 
 struct InFlight {
@@ -134,6 +152,22 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         cfg.mesh_queue,
         since_at_start,
     );
+    if cfg.plugins.any_active() {
+        let name = BotName {
+            user_id: mx.user_id().to_string(),
+            display_name: bot_display_name(&mx).await,
+        };
+        let mapped: Vec<u32> = r.rules.rooms.iter().map(|(_, c)| *c).collect();
+        let active = cfg
+            .plugins
+            .all()
+            .iter()
+            .filter(|(_, p)| p.active)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>();
+        info!("Bot commands: {}", active.join(", "));
+        r.set_bot(Bot::new(cfg.plugins.clone(), mapped, name));
+    }
 
     let mut inflight: Option<InFlight> = None;
     let mut radio_ready = false;
@@ -156,7 +190,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             if let Some((id, item)) = r.outbox.front().cloned() {
                 let msg = TextMessage {
                     channel: item.channel,
-                    to: BROADCAST,
+                    to: item.to,
                     text: item.text.clone(),
                     reply_id: item.reply_id,
                     emoji: false,
@@ -232,15 +266,21 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                 None => break,
                 Some(LinkEvent::Ready(info)) => {
                     radio_ready = true;
-                    r.my_node = info.my_node_num;
+                    r.on_radio_ready(&info);
                     for node in info.nodes.sorted() {
                         if let Err(e) = r.store.save_names(node.num, &node.long_name, &node.short_name) {
                             warn!("saving node names: {e}");
                         }
                     }
                 }
-                Some(LinkEvent::Disconnected { .. }) => radio_ready = false,
+                Some(LinkEvent::Disconnected { reason, .. }) => {
+                    radio_ready = false;
+                    r.on_radio_lost(&reason);
+                }
                 Some(LinkEvent::NodeUpdated(node)) => {
+                    if let Some(b) = &mut r.bot {
+                        b.nodes.update(&node);
+                    }
                     if let Err(e) = r.store.save_names(node.num, &node.long_name, &node.short_name) {
                         warn!("saving node names: {e}");
                     }
@@ -250,7 +290,10 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             ev = mx_events.recv() => match ev {
                 None => break,
                 Some(MatrixEvent::Sent { id, event_id, .. }) => r.on_sent(id, Some(event_id)),
-                Some(MatrixEvent::SendFailed { id, .. }) => r.on_sent(id, None),
+                Some(MatrixEvent::SendFailed { id, reason }) => {
+                    r.note_error(format!("the homeserver refused a message: {reason}"));
+                    r.on_sent(id, None);
+                }
                 Some(MatrixEvent::Synced { token }) => r.on_synced(token),
                 Some(MatrixEvent::Incoming(ev)) => r.on_incoming(&ev),
             },

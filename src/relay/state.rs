@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use log::{debug, info, warn};
 use tokio::time::Instant;
 
+use super::bot::Bot;
 use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
 use super::run::{DEFER, LAST_RX_TIME, PENDING_SENDS, QUIET, RECENT_IDS, SYNC_TOKEN};
 use crate::clock::now_ms;
@@ -48,6 +49,13 @@ impl Deferred {
         self.due = Some((now + QUIET).min(latest));
     }
 
+    /// Something that may wait longer began to wait at `now`: it is written with the next
+    /// write, and at the latest `within` from now.
+    pub(super) fn arm_within(&mut self, now: Instant, within: std::time::Duration) {
+        let latest = *self.latest.get_or_insert(now + within);
+        self.due = Some(self.due.map_or(latest, |d| d.min(latest)));
+    }
+
     /// A write failed: the next try comes `DEFER` later, not at every quiet moment.
     pub(super) fn retry(&mut self, now: Instant) {
         self.latest = Some(now + DEFER);
@@ -88,6 +96,16 @@ pub(super) struct Relay {
     /// Ids (negative, never in the tables) of messages that could not be saved.
     pub(super) unsaved_id: i64,
     pub(super) n: Counters,
+    /// The bot commands, when any is active.
+    pub(super) bot: Option<Bot>,
+    /// Answers to Matrix commands from the sync being read, saved with its token.
+    pub(super) answers: Vec<MatrixOutItem>,
+    /// For `!status`: when the relay started, since when the radio is up (or why not), the
+    /// last completed sync, and the last error.
+    pub(super) started: Instant,
+    pub(super) radio: Result<Instant, String>,
+    pub(super) last_sync: Option<Instant>,
+    pub(super) last_error: Option<(Instant, String)>,
 }
 
 impl Relay {
@@ -139,6 +157,12 @@ impl Relay {
             saved_token,
             unsaved_id: 0,
             n: Counters::default(),
+            bot: None,
+            answers: Vec::new(),
+            started: Instant::now(),
+            radio: Err("not connected yet".into()),
+            last_sync: None,
+            last_error: None,
         };
         for (id, item) in waiting {
             r.queue_to_matrix(id, item);
@@ -168,6 +192,9 @@ impl Relay {
                 deferred_token = true;
             }
             d.disarm();
+            if let Some(bot) = &mut self.bot {
+                c.telemetry = std::mem::take(&mut bot.history.pending);
+            }
         }
         match self.store.save(c) {
             Ok(saved) => {
@@ -187,6 +214,11 @@ impl Relay {
                     d.token = c.text.take().map(|(_, t)| t);
                 }
                 d.retry(Instant::now());
+                if let Some(bot) = &mut self.bot {
+                    let newer = std::mem::take(&mut bot.history.pending);
+                    bot.history.pending = std::mem::take(&mut c.telemetry);
+                    bot.history.pending.extend(newer);
+                }
                 Err(e)
             }
         }
@@ -212,6 +244,9 @@ impl Relay {
     /// one per packet.
     pub(super) fn stage_packet(&mut self, p: &crate::mesh::proto::MeshPacket) {
         let Some(d) = p.decoded() else { return };
+        if self.bot.is_some() {
+            self.observe_for_bot(p);
+        }
         let port = d.portnum;
         if port != PortNum::TextMessageApp as i32 && port != PortNum::DetectionSensorApp as i32 {
             return;
@@ -248,6 +283,9 @@ impl Relay {
             reply_id: d.reply_id,
             emoji: d.emoji != 0,
         };
+        if self.bot.is_some() && port == PortNum::TextMessageApp as i32 && self.answer_mesh(p, &m) {
+            return;
+        }
         let names = self
             .store
             .names(p.from)
@@ -291,12 +329,18 @@ impl Relay {
         if items.is_empty() {
             return;
         }
-        if p.rx_time != 0 && (p.rx_time as i64) > self.threshold {
-            self.threshold = p.rx_time as i64;
+        self.advance_threshold(p.rx_time);
+        self.staged.append(&mut items);
+    }
+
+    /// A packet received at `rx_time` was handled: the radio's replays of it, and of what came
+    /// before, are old from now on.
+    pub(super) fn advance_threshold(&mut self, rx_time: u32) {
+        if rx_time != 0 && (rx_time as i64) > self.threshold {
+            self.threshold = rx_time as i64;
             self.deferred.last_rx_time = Some(self.threshold);
             self.deferred.arm(Instant::now());
         }
-        self.staged.append(&mut items);
     }
 
     /// Saves the staged messages for Matrix in one transaction, then hands them to the sender.
@@ -364,7 +408,8 @@ impl Relay {
         match event_id {
             Some(event_id) => {
                 self.n.to_matrix += 1;
-                if self.interactions {
+                // mesh_id 0: a command's answer, not a relayed packet.
+                if self.interactions && item.mesh_id != 0 {
                     self.deferred.maps.push(MapEntry {
                         mesh_id: item.mesh_id,
                         event_id,
@@ -384,6 +429,11 @@ impl Relay {
             crate::matrix::content::Incoming::Message(m) => (&m.event_id, &m.room_id),
             crate::matrix::content::Incoming::Reaction(r) => (&r.event_id, &r.room_id),
         };
+        if let crate::matrix::content::Incoming::Message(m) = ev {
+            if self.bot.is_some() && self.answer_matrix(m) {
+                return;
+            }
+        }
         match self
             .rules
             .matrix_to_mesh(ev, now_ms(), &|e| self.map_by_event(e))
@@ -397,6 +447,7 @@ impl Relay {
                         self.outbox.len(),
                         self.n.dropped_full
                     );
+                    self.note_error("the queue to the mesh is full; dropped a message".into());
                     return;
                 }
                 // The packet id is chosen now and saved with the message, so a resend after a
@@ -408,6 +459,7 @@ impl Relay {
                     event_id: Some(event_id.clone()),
                     room_id: Some(room_id.clone()),
                     packet_id: crate::mesh::session::random_packet_id(),
+                    to: crate::mesh::proto::BROADCAST,
                 });
             }
             Err(Skip::TooOld) => {
@@ -430,7 +482,10 @@ impl Relay {
     /// again, and the gap fill stops at `matrix.max_event_age`.
     pub(super) fn on_synced(&mut self, token: Option<String>) {
         let token = token.filter(|t| self.saved_token.as_ref() != Some(t));
-        if self.from_sync.is_empty() {
+        if token.is_some() {
+            self.last_sync = Some(Instant::now());
+        }
+        if self.from_sync.is_empty() && self.answers.is_empty() {
             if let Some(t) = token {
                 self.deferred.token = Some(t);
             }
@@ -458,12 +513,18 @@ impl Relay {
         }
         let mut c = Changes {
             to_mesh: items,
+            to_matrix: std::mem::take(&mut self.answers),
             maps,
             text: token.map(|t| (SYNC_TOKEN, t)),
             ..Default::default()
         };
         match self.save(&mut c, false) {
-            Ok(saved) => self.outbox.extend(saved.to_mesh.into_iter().zip(c.to_mesh)),
+            Ok(saved) => {
+                self.outbox.extend(saved.to_mesh.into_iter().zip(c.to_mesh));
+                for (id, item) in saved.to_matrix.into_iter().zip(c.to_matrix) {
+                    self.queue_to_matrix(id, item);
+                }
+            }
             Err(e) => {
                 // Still sent in this run; only a restart before then would lose them.
                 warn!(
@@ -473,6 +534,10 @@ impl Relay {
                 for item in c.to_mesh {
                     let id = self.next_unsaved_id();
                     self.outbox.push_back((id, item));
+                }
+                for item in c.to_matrix {
+                    let id = self.next_unsaved_id();
+                    self.queue_to_matrix(id, item);
                 }
             }
         }

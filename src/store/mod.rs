@@ -2,7 +2,8 @@
 //! journal, and writes only when something changed. MMRelay's tables for what the two share
 //! (`longnames`, `shortnames`, `message_map`), plus a small key/value table for relay state
 //! and the outbox: Matrix messages accepted for the mesh but not yet taken by the radio
-//! (postcard records), so they survive a restart and are sent once.
+//! (postcard records), so they survive a restart and are sent once; and the device-metrics
+//! history of the telemetry commands ([`telemetry`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,8 +11,12 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::mesh::proto::BROADCAST;
 use crate::mesh::session::node_id;
 use crate::relay::rules::{MapEntry, Names};
+
+pub mod telemetry;
+pub use telemetry::Sample;
 
 /// The schema's steps: step N takes a database from `user_version` N-1 to N.
 const MIGRATIONS: &[&str] = &[
@@ -33,6 +38,9 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO mmrelay_outbox_v3 (id, item) SELECT id, item FROM mmrelay_outbox;
      DROP TABLE mmrelay_outbox;
      ALTER TABLE mmrelay_outbox_v3 RENAME TO mmrelay_outbox;",
+    // 4: device-metrics history for the telemetry commands.
+    "CREATE TABLE IF NOT EXISTS mmrelay_telemetry (node INTEGER NOT NULL, slot INTEGER NOT NULL,
+         battery REAL, voltage REAL, air_util_tx REAL, PRIMARY KEY (node, slot));",
 ];
 
 /// Schema version written in `PRAGMA user_version`.
@@ -52,6 +60,36 @@ pub struct OutItem {
     /// The packet id used for it, once one was chosen (0 before), so that a resend after a
     /// crash carries the same id.
     pub packet_id: u32,
+    /// The node it is for: [`BROADCAST`] for a channel, or one node (a bot's direct answer).
+    pub to: u32,
+}
+
+/// An outbox record as mmrelay wrote it before [`OutItem::to`] existed (always a broadcast).
+#[derive(Deserialize)]
+struct OutItemV1 {
+    channel: u32,
+    text: String,
+    reply_id: u32,
+    event_id: Option<String>,
+    room_id: Option<String>,
+    packet_id: u32,
+}
+
+impl OutItem {
+    fn decode(blob: &[u8]) -> Result<OutItem, postcard::Error> {
+        postcard::from_bytes(blob).or_else(|e| {
+            let old: OutItemV1 = postcard::from_bytes(blob).map_err(|_| e)?;
+            Ok(OutItem {
+                channel: old.channel,
+                text: old.text,
+                reply_id: old.reply_id,
+                event_id: old.event_id,
+                room_id: old.room_id,
+                packet_id: old.packet_id,
+                to: BROADCAST,
+            })
+        })
+    }
 }
 
 /// A message waiting for the homeserver (mesh -> Matrix), with the transaction id used for
@@ -84,6 +122,8 @@ pub struct Changes {
     pub ints: Vec<(&'static str, i64)>,
     /// A text state value.
     pub text: Option<(&'static str, String)>,
+    /// New device-metrics samples.
+    pub telemetry: Vec<Sample>,
 }
 
 impl Changes {
@@ -94,6 +134,7 @@ impl Changes {
             && self.maps.is_empty()
             && self.ints.is_empty()
             && self.text.is_none()
+            && self.telemetry.is_empty()
     }
 }
 
@@ -427,15 +468,22 @@ impl Store {
                 params![key, value],
             )?;
         }
+        self.save_telemetry(&c.telemetry)?;
         Ok(saved)
     }
 
     /// Messages for the homeserver not yet known to be there, oldest first.
     pub fn to_matrix(&self) -> Vec<(i64, MatrixOutItem)> {
-        self.blobs("SELECT id, item FROM mmrelay_to_matrix ORDER BY id")
+        self.blobs("SELECT id, item FROM mmrelay_to_matrix ORDER BY id", |b| {
+            postcard::from_bytes(b)
+        })
     }
 
-    fn blobs<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Vec<(i64, T)> {
+    fn blobs<T>(
+        &self,
+        sql: &str,
+        decode: impl Fn(&[u8]) -> Result<T, postcard::Error>,
+    ) -> Vec<(i64, T)> {
         let mut stmt = match self.conn.prepare(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -447,7 +495,7 @@ impl Store {
         let mut out = Vec::new();
         if let Ok(rows) = rows {
             for (id, blob) in rows.flatten() {
-                match postcard::from_bytes(&blob) {
+                match decode(&blob) {
                     Ok(item) => out.push((id, item)),
                     Err(e) => log::warn!("dropping unreadable queued message {id}: {e}"),
                 }
@@ -458,7 +506,10 @@ impl Store {
 
     /// Everything in the outbox, oldest first (unreadable records are dropped with a warning).
     pub fn outbox(&self) -> Vec<(i64, OutItem)> {
-        self.blobs("SELECT id, item FROM mmrelay_outbox ORDER BY id")
+        self.blobs(
+            "SELECT id, item FROM mmrelay_outbox ORDER BY id",
+            OutItem::decode,
+        )
     }
 
     pub fn outbox_delete(&mut self, id: i64) -> Result<(), String> {

@@ -100,6 +100,7 @@ fn changes_are_saved_together_or_not_at_all() {
         event_id: Some(format!("${t}")),
         room_id: Some("!r:x".into()),
         packet_id: 0,
+        to: crate::mesh::proto::BROADCAST,
     };
     let saved = s
         .save(&Changes {
@@ -167,14 +168,8 @@ fn a_version_1_database_is_upgraded() {
         )
         .unwrap();
     s.set_state("last_rx_time", 5).unwrap();
-    let old = OutItem {
-        channel: 1,
-        text: "kept".into(),
-        reply_id: 0,
-        event_id: None,
-        room_id: None,
-        packet_id: 3,
-    };
+    // A record as schema 1 wrote it: the fields before `to`, in order.
+    let old = (1u32, "kept", 0u32, None::<String>, None::<String>, 3u32);
     s.conn
         .execute(
             "INSERT INTO mmrelay_outbox (item) VALUES (?1)",
@@ -188,6 +183,10 @@ fn a_version_1_database_is_upgraded() {
     let out = s.outbox();
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].0, out[0].1.text.as_str()), (kept, "kept"));
+    assert_eq!(
+        (out[0].1.packet_id, out[0].1.to),
+        (3, crate::mesh::proto::BROADCAST)
+    );
     s.save(&Changes {
         text: Some(("sync_token", "t".into())),
         to_matrix: vec![mx_item("x")],
@@ -215,6 +214,7 @@ fn outbox_and_state_persist() {
         event_id: Some("$e".into()),
         room_id: None,
         packet_id: 0,
+        to: 0x1234,
     };
     let saved = s
         .save(&Changes {
@@ -269,4 +269,57 @@ fn an_mmrelay_database_is_adopted() {
             short: "OLD".into()
         })
     );
+}
+
+#[test]
+fn telemetry_rows_are_replaced_per_slot_and_pruned_to_the_window() {
+    use super::telemetry::{MAX_SAMPLES, SLOTS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.sqlite");
+    let mut s = Store::open(&path, 500).unwrap();
+    let sample = |node: u32, slot: u32, battery: f32| Sample {
+        node,
+        slot,
+        battery: Some(battery),
+        voltage: None,
+        air_util_tx: Some(1.5),
+    };
+    s.save(&Changes {
+        telemetry: vec![sample(1, 1000, 50.0), sample(2, 1000, 60.0)],
+        ..Default::default()
+    })
+    .unwrap();
+    s.save(&Changes {
+        telemetry: vec![sample(1, 1000, 55.0), sample(1, 1001, 56.0)],
+        ..Default::default()
+    })
+    .unwrap();
+    drop(s);
+    let mut s = Store::open(&path, 500).unwrap();
+    assert_eq!(
+        s.telemetry_since(0),
+        vec![
+            sample(1, 1000, 55.0),
+            sample(2, 1000, 60.0),
+            sample(1, 1001, 56.0)
+        ]
+    );
+    assert_eq!(s.telemetry_since(1001), vec![sample(1, 1001, 56.0)]);
+    // A sample 12 hours on: the old slots go.
+    s.save(&Changes {
+        telemetry: vec![sample(3, 1001 + SLOTS, 70.0)],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(s.telemetry_len(), 2);
+    // Never more than MAX_SAMPLES rows.
+    let many: Vec<Sample> = (0..MAX_SAMPLES as u32 + 10)
+        .map(|n| sample(100 + n, 1001 + SLOTS, 1.0))
+        .collect();
+    s.save(&Changes {
+        telemetry: many,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(s.telemetry_len(), MAX_SAMPLES);
 }

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::one_room::{one_room, warm_up, OneRoom};
 use common::relay::Relay;
 use common::synapse::{login_bot_on, login_elsewhere, synapse, unique, Human};
 use common::{mesh_texts, tcp_sim, wait_mesh};
@@ -78,9 +79,7 @@ async fn relays_both_ways_with_replies_and_reactions() {
     .unwrap();
     human.wait_joined(&enc, &bot_id).await;
     human.wait_joined(&plain, &bot_id).await;
-    assert!(relay
-        .log()
-        .contains("'plugins' is not used by mmrelay; ignoring it"));
+    assert!(relay.log().contains("Bot commands: ping"));
 
     for (room, channel) in [(&enc, 0u32), (&plain, 1u32)] {
         // Mesh -> Matrix.
@@ -259,54 +258,6 @@ async fn relays_both_ways_with_replies_and_reactions() {
         "{states:?}"
     );
     assert!(ready < states.len() - 1);
-}
-
-/// What the crash and gap tests start from: a bot logged in to `home`, a human, an encrypted
-/// room mapped to channel 0 with `meshtastic:` lines `extra`; and the relay, running with the
-/// bot in the room.
-struct OneRoom {
-    sim: mmrelay::sim::Simulator,
-    home: tempfile::TempDir,
-    bot_id: matrix_sdk::ruma::OwnedUserId,
-    human: Human,
-    room: matrix_sdk::ruma::OwnedRoomId,
-}
-
-async fn one_room(meshnet: &str, extra: &str) -> (OneRoom, Relay) {
-    let hs = synapse();
-    let (sim, ep) = tcp_sim(SimConfig::default()).await;
-    let Endpoint::Tcp { port, .. } = ep else {
-        unreachable!()
-    };
-    let home = tempfile::tempdir().unwrap();
-    let bot_id = login_bot_on(&hs.url, home.path()).await;
-    let human = Human::new(&unique("human")).await;
-    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: {meshnet}\n{extra}"
-        ),
-    )
-    .unwrap();
-    let relay = Relay::launch(home.path()).await;
-    human.wait_joined(&room, &bot_id).await;
-    let r = OneRoom {
-        sim,
-        home,
-        bot_id,
-        human,
-        room,
-    };
-    (r, relay)
-}
-
-/// A first message from the human, so its client has shared the room key with the bot;
-/// returns the radio's packet count after it.
-async fn warm_up(r: &OneRoom) -> usize {
-    r.human.send_text(&r.room, "warm-up").await;
-    wait_mesh(&r.sim, 1, 60, "the warm-up").await;
-    r.sim.received().len()
 }
 
 /// Waits up to `secs` for the human's `texts` on the radio after its first `warm` packets, then
@@ -621,13 +572,19 @@ custom-plugins:
     let relay = Relay::launch(home.path()).await;
     human.wait_joined(&room, &bot_id).await;
     let log = relay.log();
-    for key in ["plugins", "community-plugins", "meshtastic.health_check"] {
+    for key in [
+        "plugins.weather",
+        "community-plugins",
+        "custom-plugins",
+        "meshtastic.health_check",
+    ] {
         assert!(
             log.contains(&format!("'{key}' is not used by mmrelay; ignoring it")),
             "no warning for {key}: {log}"
         );
     }
     assert!(!log.contains("ERROR"), "{log}");
+    assert!(log.contains("Bot commands: ping, nodes"), "{log}");
 
     sim.inject_text(&SimText::broadcast(0x4444dddd, 0, "hello from the mesh"));
     let v = human

@@ -148,5 +148,13 @@ mod tests {
         assert!(l.ignored.is_empty(), "{:?}", l.ignored);
         assert_eq!(l.config.meshnet_name, "My Mesh");
         assert_eq!(l.config.rooms[0].channel, 0);
+        let p = &l.config.plugins;
+        assert!(p.help.active && p.ping.active && !p.nodes.active && !p.status.active);
+        for name in crate::config::relay::plugins::PLUGINS {
+            assert!(
+                SAMPLE.contains(&format!("  {name}:\n    active:")),
+                "{name}"
+            );
+        }
     }
 }

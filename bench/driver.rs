@@ -381,15 +381,25 @@ impl Run<'_> {
     }
 }
 
+/// `--plugins`: every bot command active (ordinary relaying must cost the same).
+static PLUGINS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+const PLUGINS_YAML: &str = "plugins:\n  help:\n    active: true\n  ping:\n    active: true\n  \
+    nodes:\n    active: true\n  health:\n    active: true\n  telemetry:\n    active: true\n  \
+    status:\n    active: true\n";
+
 fn write_config(home: &Path, url: &str, bot: &str, room: &str, port: u16) {
     std::fs::create_dir_all(home).unwrap();
-    let yaml = format!(
+    let mut yaml = format!(
         "matrix:\n  homeserver: {url}\n  bot_user_id: \"{bot}\"\n  e2ee:\n    enabled: true\n\
          matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\n\
          meshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  \
          meshnet_name: BenchMesh\n  broadcast_enabled: true\n  message_delay: {MESSAGE_DELAY}\n\
          logging:\n  level: info\n"
     );
+    if PLUGINS.load(std::sync::atomic::Ordering::Relaxed) {
+        yaml.push_str(PLUGINS_YAML);
+    }
     std::fs::write(home.join("config.yaml"), yaml).unwrap();
 }
 
@@ -725,7 +735,7 @@ fn print_table(specs: &[RelaySpec], figs: &[Figures], work: &Workload) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: relay_bench --mmrelay BIN [--python-mmrelay VENV] [--quick] [--out DIR]\n\
+        "usage: relay_bench --mmrelay BIN [--python-mmrelay VENV] [--quick] [--plugins] [--out DIR]\n\
          Prefer bench/run.sh, which builds and installs what this needs."
     );
     std::process::exit(2)
@@ -768,6 +778,7 @@ async fn main() {
                     idle: Duration::from_secs(10),
                 }
             }
+            "--plugins" => PLUGINS.store(true, std::sync::atomic::Ordering::Relaxed),
             "--out" => out = PathBuf::from(args.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }

@@ -4,6 +4,7 @@
 #   bench/run.sh            both relays, the full workload (about 10 minutes)
 #   bench/run.sh --ours     mmrelay only
 #   bench/run.sh --quick    a shorter workload (5 + 5 texts, burst of 30, 10 s idle)
+#   bench/run.sh --plugins  with every bot command active (the config's plugins: section)
 #
 # It installs what it needs (Synapse and MMRelay in venvs under .build/, idempotently), builds
 # the release binary, then runs bench/driver.rs: a Synapse of its own on 127.0.0.1, the
@@ -22,7 +23,8 @@ for a in "$@"; do
   case $a in
     --ours) python=0 ;;
     --quick) driver_args+=(--quick) ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --plugins) driver_args+=(--plugins) ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -10,12 +10,12 @@ use tokio::time::Instant;
 
 use super::answers::Status;
 use super::bot::{Bot, MeshAction};
-use super::rules::MeshText;
+use super::rules::{truncate_utf8, MeshText};
 use super::state::Relay;
 use super::telemetry::SLOT_SECS;
 use crate::clock::now_ms;
 use crate::matrix::content::{IncomingMessage, MessageKind};
-use crate::mesh::proto::MeshPacket;
+use crate::mesh::proto::{MeshPacket, DATA_PAYLOAD_LEN};
 use crate::mesh::session::RadioInfo;
 use crate::store::{Changes, MatrixOutItem, OutItem};
 
@@ -98,7 +98,7 @@ impl Relay {
         }
         let item = OutItem {
             channel: answer.channel,
-            text: answer.text,
+            text: truncate_utf8(&answer.text, DATA_PAYLOAD_LEN).to_string(),
             reply_id: answer.reply_id,
             event_id: None,
             room_id: None,

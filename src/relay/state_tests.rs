@@ -339,3 +339,129 @@ fn bookkeeping_is_written_when_the_relay_turns_quiet_and_at_the_latest_after_a_m
     d.arm(t2 + Duration::from_secs(1));
     assert_eq!(d.due, Some(t2 + Duration::from_secs(1) + QUIET));
 }
+
+fn with_bot(f: &mut Fixture) {
+    use crate::config::relay::plugins::{Plugin, PluginsConfig};
+    let on = Plugin {
+        active: true,
+        channels: None,
+        require_bot_mention: false,
+    };
+    let cfg = PluginsConfig {
+        ping: on.clone(),
+        telemetry: on,
+        ..Default::default()
+    };
+    let name = super::super::commands::BotName {
+        user_id: "@relay:h.org".into(),
+        display_name: None,
+    };
+    f.relay
+        .set_bot(super::super::bot::Bot::new(cfg, vec![0], name));
+}
+
+fn telemetry_packet(from: u32, battery: u32) -> MeshPacket {
+    use crate::mesh::proto::{telemetry, DeviceMetrics, Telemetry};
+    use prost::Message;
+    let t = Telemetry {
+        time: 0,
+        variant: Some(telemetry::Variant::DeviceMetrics(DeviceMetrics {
+            battery_level: Some(battery),
+            ..Default::default()
+        })),
+    };
+    let mut p = packet(fastrand::u32(1..), "");
+    p.from = from;
+    p.payload = Some(mesh_packet::Payload::Decoded(Data {
+        portnum: PortNum::TelemetryApp as i32,
+        payload: t.encode_to_vec(),
+        ..Default::default()
+    }));
+    p
+}
+
+#[test]
+fn a_matrix_command_is_answered_with_the_sync_it_came_in_and_not_relayed() {
+    let mut f = fixture(16, true);
+    with_bot(&mut f);
+    f.relay.on_incoming(&matrix_text("$q", "!ping"));
+    assert!(
+        f.relay.store.to_matrix().is_empty(),
+        "not before the sync ends"
+    );
+    let writes = f.relay.store.writes();
+    f.relay.on_synced(Some("s1".into()));
+    assert_eq!(
+        f.relay.store.writes(),
+        writes + 1,
+        "answer and token in one write"
+    );
+    assert_eq!(f.relay.store.text(SYNC_TOKEN).as_deref(), Some("s1"));
+    assert!(
+        f.relay.outbox.is_empty(),
+        "the command is not sent to the mesh"
+    );
+    let o = f.sent.try_recv().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&o.content).unwrap();
+    assert_eq!(v["body"], "pong!");
+    assert_eq!(v["msgtype"], "m.notice");
+    assert_eq!(v["m.relates_to"]["m.in_reply_to"]["event_id"], "$q");
+    // Its delivery adds nothing to the message map (no packet to reply to).
+    f.relay.on_sent(o.id, Some("$answer".into()));
+    f.relay.flush();
+    assert_eq!(f.relay.store.map_len(), 0);
+}
+
+#[test]
+fn a_mesh_ping_is_answered_through_the_outbox_and_survives_a_restart() {
+    let mut f = fixture(16, false);
+    with_bot(&mut f);
+    f.relay.my_node = 0x0a0b0c0d;
+    let mut dm = packet(0x55, "!ping");
+    dm.to = 0x0a0b0c0d;
+    dm.channel = 2;
+    f.relay.stage_packet(&dm);
+    assert!(f.relay.staged.is_empty(), "not relayed to Matrix");
+    let (_, item) = f.relay.outbox.front().cloned().unwrap();
+    assert_eq!((item.to, item.channel, item.reply_id), (ALICE, 2, 0x55));
+    assert_eq!(item.text, "pong!");
+    drop(f.relay);
+    let (relay, _sent) = reopen(&f.path, 16, false);
+    assert_eq!(relay.outbox.len(), 1);
+    assert_eq!(relay.outbox[0].1.to, ALICE);
+}
+
+#[test]
+fn telemetry_waits_for_a_write_at_most_ten_minutes_and_is_read_back() {
+    let mut f = fixture(16, false);
+    with_bot(&mut f);
+    let writes = f.relay.store.writes();
+    let before = Instant::now();
+    f.relay.stage_packet(&telemetry_packet(ALICE, 77));
+    assert_eq!(f.relay.store.writes(), writes, "no write of its own");
+    let due = f.relay.deferred.due.expect("armed");
+    assert!(
+        due >= before + Duration::from_secs(599)
+            && due <= Instant::now() + Duration::from_secs(600)
+    );
+    // Bookkeeping that follows brings the write forward; the sample joins it.
+    f.relay.stage_packet(&packet(1, "hello"));
+    f.relay.save_staged();
+    let o = f.sent.try_recv().unwrap();
+    f.relay.on_sent(o.id, Some("$e".into()));
+    assert!(f.relay.deferred.due.unwrap() <= Instant::now() + Duration::from_secs(2));
+    f.relay.flush();
+    assert_eq!(f.relay.store.telemetry_len(), 1);
+    drop(f.relay);
+    let (relay, sent) = reopen(&f.path, 16, false);
+    let mut f2 = Fixture {
+        _dir: f._dir,
+        path: f.path,
+        relay,
+        sent,
+    };
+    with_bot(&mut f2);
+    let b = f2.relay.bot.as_ref().unwrap();
+    assert_eq!(b.history.len(), 1);
+    assert!(b.history.pending.is_empty());
+}

@@ -106,6 +106,7 @@ async fn relays_both_ways_with_replies_and_reactions() {
         // Matrix -> mesh.
         let human_event = human.send_text(room, "hello from matrix").await;
         let p = next_packet(&mut sim_rx).await;
+        let from_matrix_packet = p.id;
         let d = p.decoded().unwrap();
         assert_eq!(p.channel, channel);
         assert_eq!(d.portnum, PortNum::TextMessageApp as i32);
@@ -174,6 +175,25 @@ async fn relays_both_ways_with_replies_and_reactions() {
             String::from_utf8_lossy(&p.decoded().unwrap().payload),
             "human[M]: reacted \u{2764} to \"hello from the mesh\""
         );
+        assert_eq!(
+            p.decoded().unwrap().reply_id,
+            mesh_id,
+            "a reply to the mesh packet"
+        );
+        // A reaction to a message that came from Matrix replies to the packet it became.
+        human
+            .send_raw(
+                room,
+                "m.reaction",
+                serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": human_event, "key": "\u{1F680}"}}),
+            )
+            .await;
+        let p = next_packet(&mut sim_rx).await;
+        assert_eq!(
+            String::from_utf8_lossy(&p.decoded().unwrap().payload),
+            "human[M]: reacted \u{1F680} to \"human[M]: hello from matrix\""
+        );
+        assert_eq!(p.decoded().unwrap().reply_id, from_matrix_packet);
     }
 
     // An unknown sender appears by its node id until its NODEINFO arrives.

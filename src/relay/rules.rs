@@ -357,10 +357,11 @@ impl Rules {
                     r.key,
                     abbreviate(&orig.text)
                 );
+                // A reply to the original packet, as MMRelay sends it, so radios thread it.
                 Ok(ToMesh {
                     channel,
                     text: truncate_utf8(&text, limit).to_string(),
-                    reply_id: 0,
+                    reply_id: orig.mesh_id,
                 })
             }
             Incoming::Message(m) => {

@@ -377,6 +377,7 @@ fn matrix_reactions_become_reaction_texts() {
         "Berna[M]: reacted ❤️ to \"The original message that was rather lon...\""
     );
     assert_eq!(out.channel, 1);
+    assert_eq!(out.reply_id, 55, "a reply to the original packet");
     assert_eq!(
         r.matrix_to_mesh(&react, 1_000_500, &|_| None),
         Err(Skip::UnknownOriginal)

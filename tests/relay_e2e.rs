@@ -677,3 +677,37 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
         r.stop().await;
     }
 }
+
+/// matrix-sdk's own warnings reach the relay's log: an invalid encrypted to-device event sent
+/// to the bot makes its crypto layer warn, and the warning is in the relay's output, named by
+/// crate, with the relay still relaying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_warnings_reach_the_relays_log() {
+    use matrix_sdk::ruma::api::client::to_device::send_event_to_device::v3::Request;
+    use matrix_sdk::ruma::serde::Raw;
+    use matrix_sdk::ruma::to_device::DeviceIdOrAllDevices;
+    let (r, mut relay) = one_room("LogNet", "").await;
+    let warm = warm_up(&r).await;
+    let content =
+        serde_json::value::to_raw_value(&serde_json::json!({"not": "an olm message"})).unwrap();
+    let mut devices = std::collections::BTreeMap::new();
+    devices.insert(DeviceIdOrAllDevices::AllDevices, Raw::from_json(content));
+    let mut messages = std::collections::BTreeMap::new();
+    messages.insert(r.bot_id.clone(), devices);
+    let request = Request::new_raw(
+        "m.room.encrypted".into(),
+        matrix_sdk::ruma::TransactionId::new(),
+        messages,
+    );
+    r.human.client.send(request).await.unwrap();
+    let relay = tokio::task::spawn_blocking(move || {
+        relay.wait_log("matrix_sdk_crypto: Received an invalid to-device event");
+        relay
+    })
+    .await
+    .unwrap();
+    r.human.send_text(&r.room, "still relaying").await;
+    wait_mesh(&r.sim, warm + 1, 60, "the message after the warning").await;
+    assert_eq!(mesh_texts(&r.sim, warm), ["human[M]: still relaying"]);
+    relay.stop().await;
+}

@@ -54,20 +54,26 @@ pub enum Command {
     Radio(radio::RadioCommand),
 }
 
+/// Our own messages at `level` (default info); other crates' (matrix-sdk's above all) at warn
+/// unless `level` asks for debug or trace. `RUST_LOG`, when set, has the last word.
 fn init_logging(level: Option<&str>) -> Result<(), String> {
     let mut b = env_logger::Builder::new();
-    match level {
-        Some(l) => {
-            let f: log::LevelFilter = l.parse().map_err(|_| {
-                format!("--log-level '{l}' is not a level: use error, warn, info, debug or trace")
-            })?;
-            b.filter_level(f);
-        }
-        None => {
-            b.filter_level(log::LevelFilter::Info);
-            if let Ok(spec) = std::env::var("RUST_LOG") {
-                b.parse_filters(&spec);
-            }
+    let ours = match level {
+        Some(l) => l.parse().map_err(|_| {
+            format!("--log-level '{l}' is not a level: use error, warn, info, debug or trace")
+        })?,
+        None => log::LevelFilter::Info,
+    };
+    let others = if ours >= log::LevelFilter::Debug {
+        ours
+    } else {
+        ours.min(log::LevelFilter::Warn)
+    };
+    b.filter_level(others);
+    b.filter_module("mmrelay", ours);
+    if level.is_none() {
+        if let Ok(spec) = std::env::var("RUST_LOG") {
+            b.parse_filters(&spec);
         }
     }
     // Under systemd the journal adds its own timestamps.
@@ -75,10 +81,11 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
         b.format_timestamp(None);
     }
     b.format_target(false);
-    b.try_init().map_err(|e| e.to_string())
+    b.try_init().map_err(|e| e.to_string())?;
+    crate::service::sdk_log::install();
+    Ok(())
 }
 
-/// `logging.level` from the config file (MMRelay's names mapped to ours), if readable.
 fn config_log_level(file: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
     let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;

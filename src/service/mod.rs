@@ -1,4 +1,6 @@
 //! Running as a service: the systemd notification protocol ([`notify`]): READY once both links
-//! are up, WATCHDOG from the relay's main loop, STOPPING at shutdown.
+//! are up, WATCHDOG from the relay's main loop, STOPPING at shutdown; and matrix-sdk's
+//! diagnostics in the same log as ours ([`sdk_log`]).
 
 pub mod notify;
+pub mod sdk_log;

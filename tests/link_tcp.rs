@@ -356,7 +356,14 @@ async fn full_radio_queue_holds_sends_back() {
     })
     .await;
     let pending = r.link.send_text(text(0, "wait for room")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The link's own heartbeats are the marker: three rounds after the send was asked for, a
+    // link that ignored the full queue would have sent it (its frames come in order).
+    for _ in 0..3 {
+        sim_next(&mut sim_rx, "heartbeat", |e| {
+            matches!(e, SimEvent::Heartbeat(_)).then_some(())
+        })
+        .await;
+    }
     assert!(
         sim.received().is_empty(),
         "sent while the radio reported a full queue"

@@ -244,11 +244,21 @@ async fn relays_both_ways_with_replies_and_reactions() {
     assert_eq!(v["content"]["meshtastic_text"], "fresh");
 
     // The relay's own node and its own Matrix messages are never relayed back.
+    // A marker from another node follows: the bot's next message must be the marker's.
     let me = sim.config().me.num;
     sim.inject_text(&SimText::broadcast(me, 0, "from the relay's own node"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        std::iter::from_fn(|| sim_rx.try_recv().ok()).all(|e| !matches!(e, SimEvent::Packet(_)))
+    sim.inject_text(&SimText::broadcast(0x1111aaaa, 0, "marker from the mesh"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["content"]["meshtastic_text"], "marker from the mesh");
+    // The bot's marker is in the room before the human's next message, so the relay reads it
+    // first: the first packet to the mesh must be the human's.
+    human.send_text(&enc, "marker from matrix").await;
+    let p = next_packet(&mut sim_rx).await;
+    assert_eq!(
+        String::from_utf8_lossy(&p.decoded().unwrap().payload),
+        "human[M]: marker from matrix"
     );
 
     let (status, took) = tokio::task::spawn_blocking(move || relay.terminate())
@@ -290,8 +300,14 @@ async fn mesh_gets_each_once(r: &OneRoom, warm: usize, texts: &[String], secs: u
         want,
         "each message once, in order"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(r.sim.received().len(), warm + texts.len());
+    // A repeat would reach the radio before a message sent now.
+    r.human.send_text(&r.room, "marker").await;
+    wait_mesh(&r.sim, warm + texts.len() + 1, secs, "the marker").await;
+    assert_eq!(
+        mesh_texts(&r.sim, warm + texts.len()),
+        ["human[M]: marker"],
+        "nothing arrived twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,10 +375,17 @@ async fn mesh_messages_survive_a_kill_and_arrive_once() {
         );
     }
     assert_eq!(got, texts, "each message once, in order");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    while let Ok(v) = r.human.events.try_recv() {
-        assert_ne!(v["sender"], bot, "a message arrived twice: {v}");
-    }
+    // Messages for Matrix go out one at a time, in order: a repeat would come before this.
+    r.sim
+        .inject_text(&SimText::broadcast(0x5555eeee, 0, "marker"));
+    let v = r
+        .human
+        .next_from(bot, |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(
+        v["content"]["meshtastic_text"], "marker",
+        "a message arrived twice: {v}"
+    );
     relay.stop().await;
 }
 
@@ -478,8 +501,14 @@ async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
     human.send_text(&enc, "from the encrypted room").await;
     human.send_text(&plain, "from the plain room").await;
     wait_mesh(&sim, 1, 30, "the plain room's message").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(mesh_texts(&sim, 0), ["human[M]: from the plain room"]);
+    // Sent once the plain room's message was relayed, so in a later sync than the encrypted
+    // room's: had that been relayed, it would be on the radio before the marker.
+    human.send_text(&plain, "marker").await;
+    wait_mesh(&sim, 2, 30, "the marker").await;
+    assert_eq!(
+        mesh_texts(&sim, 0),
+        ["human[M]: from the plain room", "human[M]: marker"]
+    );
 
     // Mesh to Matrix: only into the plain room.
     sim.inject_text(&SimText::broadcast(0x3333cccc, 0, "to both rooms?"));
@@ -488,14 +517,16 @@ async fn with_e2ee_disabled_only_plain_rooms_are_bridged() {
         .await;
     assert_eq!(v["room_id"], plain.as_str());
     assert_eq!(v["content"]["meshtastic_text"], "to both rooms?");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    while let Ok(v) = human.events.try_recv() {
-        assert_ne!(
-            v["room_id"],
-            enc.as_str(),
-            "sent into the encrypted room: {v}"
-        );
-    }
+    // The bot sends one message at a time, in order: a copy for the encrypted room would come
+    // before the marker.
+    sim.inject_text(&SimText::broadcast(0x3333cccc, 0, "marker"));
+    let v = human.next_from(bot_id.as_str(), |_| true).await;
+    assert_eq!(
+        v["room_id"],
+        plain.as_str(),
+        "sent into the encrypted room: {v}"
+    );
+    assert_eq!(v["content"]["meshtastic_text"], "marker");
     relay.stop().await;
 }
 
@@ -669,10 +700,12 @@ async fn two_relays_of_different_meshnets_bridge_each_other_without_loops() {
     wait_mesh(&sims[0].0, 2, 60, "south's mesh message on north").await;
     assert_eq!(mesh_texts(&sims[0].0, 1), ["Bob M/Sout: south answering"]);
 
-    // No loops: nothing more reaches either mesh.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(sims[0].0.received().len(), 2, "{:?}", sims[0].0.received());
-    assert_eq!(sims[1].0.received().len(), 2, "{:?}", sims[1].0.received());
+    // No loops: the next packet on either mesh is a marker sent after all of that.
+    human.send_text(&room, "marker").await;
+    for (n, (sim, _)) in sims.iter().enumerate() {
+        wait_mesh(sim, 3, 60, "the marker").await;
+        assert_eq!(mesh_texts(sim, 2), ["human[M]: marker"], "mesh {n}");
+    }
     for r in relays {
         r.stop().await;
     }

@@ -2,7 +2,9 @@
 //! that its warnings and errors (failed key uploads, sync and store errors, events that do not
 //! decrypt) reach the journal beside ours. Filtering is the logger's (`RUST_LOG`, the config's
 //! level): events it would drop are switched off at their call site and cost nothing. Spans
-//! are not kept. Fields whose name suggests a secret are never printed.
+//! are not kept. Fields whose name suggests a secret are never printed. A few messages that
+//! the SDK reports loudly but that carry no news for an operator (see [`QUIET`]) go out at
+//! debug level instead.
 
 use std::fmt::{self, Write as _};
 
@@ -19,6 +21,21 @@ fn to_log(l: &Level) -> log::Level {
         Level::DEBUG => log::Level::Debug,
         _ => log::Level::Trace,
     }
+}
+
+/// (crate, part of the message): reported at debug level, whatever level the SDK gave them.
+pub const QUIET: &[(&str, &str)] = &[
+    // Account data that does not exist yet (secret storage on an account without it): the SDK
+    // asks at start and logs the homeserver's 404 as an error.
+    ("matrix_sdk", "Account data not found"),
+    // Server-side key backup is not set up for the bot, so new room keys have nowhere to go.
+    ("matrix_sdk_crypto", "no backup key was found"),
+];
+
+fn quiet(krate: &str, message: &str) -> bool {
+    QUIET
+        .iter()
+        .any(|(k, m)| *k == krate && message.contains(m))
 }
 
 /// Field names never printed: their values may be tokens or key material.
@@ -111,9 +128,21 @@ impl Subscriber for LogBridge {
         let meta = event.metadata();
         let mut fields = Fields::default();
         event.record(&mut fields);
+        let krate = meta.target().split("::").next().unwrap_or("");
+        let mut level = to_log(meta.level());
+        if level < log::Level::Debug && quiet(krate, &fields.message) {
+            level = log::Level::Debug;
+            let m = log::Metadata::builder()
+                .level(level)
+                .target(meta.target())
+                .build();
+            if !log::logger().enabled(&m) {
+                return;
+            }
+        }
         log::logger().log(
             &log::Record::builder()
-                .level(to_log(meta.level()))
+                .level(level)
                 .target(meta.target())
                 .module_path(meta.module_path())
                 .file(meta.file())
@@ -169,5 +198,12 @@ mod tests {
             line,
             "matrix_sdk_crypto: Failed to upload keys access_token=<redacted> room_id=!room:hs"
         );
+        assert!(quiet(
+            "matrix_sdk_crypto",
+            "Trying to backup room keys but no backup key was found"
+        ));
+        assert!(quiet("matrix_sdk", "Error while sending request: Api(Server(MatrixError(Error { status_code: 404, body: Standard(StandardErrorBody { kind: NotFound, message: \"Account data not found\" }) })))"));
+        assert!(!quiet("matrix_sdk", "Error while sending request: 502"));
+        assert!(!quiet("matrix_sdk_base", "no backup key was found"));
     }
 }

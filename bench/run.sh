@@ -52,5 +52,5 @@ echo
 echo "| binary | bytes |"
 echo "|---|---:|"
 for f in target/release/mmrelay target/cross/*/release/mmrelay; do
-  [ -f "$f" ] && printf '| %s | %s |\n' "$f" "$(stat -c %s "$f")"
+  if [ -f "$f" ]; then printf '| %s | %s |\n' "$f" "$(stat -c %s "$f")"; fi
 done

@@ -163,37 +163,32 @@ async fn relays_both_ways_with_replies_and_reactions() {
             "human[M]: welcome back"
         );
         assert_eq!(d.reply_id, mesh_id);
-        human
-            .send_raw(
-                room,
-                "m.reaction",
-                serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": relayed_event, "key": "\u{2764}"}}),
-            )
-            .await;
-        let p = next_packet(&mut sim_rx).await;
-        assert_eq!(
-            String::from_utf8_lossy(&p.decoded().unwrap().payload),
-            "human[M]: reacted \u{2764} to \"hello from the mesh\""
-        );
-        assert_eq!(
-            p.decoded().unwrap().reply_id,
-            mesh_id,
-            "a reply to the mesh packet"
-        );
-        // A reaction to a message that came from Matrix replies to the packet it became.
-        human
-            .send_raw(
-                room,
-                "m.reaction",
-                serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": human_event, "key": "\u{1F680}"}}),
-            )
-            .await;
-        let p = next_packet(&mut sim_rx).await;
-        assert_eq!(
-            String::from_utf8_lossy(&p.decoded().unwrap().payload),
-            "human[M]: reacted \u{1F680} to \"human[M]: hello from matrix\""
-        );
-        assert_eq!(p.decoded().unwrap().reply_id, from_matrix_packet);
+        // A Matrix reaction is a reply to the packet of the original, whether it came from the
+        // mesh or from Matrix.
+        for (original, key, quoted, packet) in [
+            (&relayed_event, "\u{2764}", "hello from the mesh", mesh_id),
+            (
+                &human_event,
+                "\u{1F680}",
+                "human[M]: hello from matrix",
+                from_matrix_packet,
+            ),
+        ] {
+            human
+                .send_raw(
+                    room,
+                    "m.reaction",
+                    serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": key}}),
+                )
+                .await;
+            let p = next_packet(&mut sim_rx).await;
+            let d = p.decoded().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&d.payload),
+                format!("human[M]: reacted {key} to \"{quoted}\"")
+            );
+            assert_eq!(d.reply_id, packet);
+        }
     }
 
     // An unknown sender appears by its node id until its NODEINFO arrives.

@@ -94,10 +94,12 @@ async fn mesh_messages_during_a_homeserver_outage_are_not_lost() {
         hs
     })
     .await;
+    // The sender retries with backoff up to a minute (plus jitter): the first message may come
+    // that long after the homeserver is back.
     let mut got = Vec::new();
     while got.len() < texts.len() {
         let v = human
-            .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+            .next_from_within(bot_id.as_str(), 90, |v| v["type"] == "m.room.message")
             .await;
         got.push(
             v["content"]["meshtastic_text"]

@@ -413,8 +413,18 @@ impl Human {
             .to_string()
     }
 
-    /// The next event from `sender` that `pick` accepts.
-    pub async fn next_from(&mut self, sender: &str, mut pick: impl FnMut(&Value) -> bool) -> Value {
+    /// The next event from `sender` that `pick` accepts (within 30 s).
+    pub async fn next_from(&mut self, sender: &str, pick: impl FnMut(&Value) -> bool) -> Value {
+        self.next_from_within(sender, 30, pick).await
+    }
+
+    /// The next event from `sender` that `pick` accepts, within `secs`.
+    pub async fn next_from_within(
+        &mut self,
+        sender: &str,
+        secs: u64,
+        mut pick: impl FnMut(&Value) -> bool,
+    ) -> Value {
         let fut = async {
             loop {
                 let v = self.events.recv().await.expect("human sync ended");
@@ -423,9 +433,9 @@ impl Human {
                 }
             }
         };
-        tokio::time::timeout(Duration::from_secs(30), fut)
+        tokio::time::timeout(Duration::from_secs(secs), fut)
             .await
-            .unwrap_or_else(|_| panic!("no matching event from {sender}"))
+            .unwrap_or_else(|_| panic!("no matching event from {sender} in {secs} s"))
     }
 }
 

@@ -142,9 +142,11 @@ impl Nodes {
                 return Some(n);
             }
         }
+        let sorted = self.sorted();
         let by = |f: fn(&Node) -> &str| {
-            self.sorted()
-                .into_iter()
+            sorted
+                .iter()
+                .copied()
                 .find(|n| f(n).eq_ignore_ascii_case(key))
         };
         by(|n| n.short_name.as_str()).or_else(|| by(|n| n.long_name.as_str()))

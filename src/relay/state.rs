@@ -15,6 +15,11 @@ use crate::mesh::proto::{text, PortNum};
 use crate::mesh::session::node_id;
 use crate::store::{Changes, MatrixOutItem, OutItem, Store};
 
+/// A transaction id for a message to Matrix, kept with it for every try.
+pub(super) fn new_txn_id() -> String {
+    format!("mmrelay-{:016x}", fastrand::u64(..))
+}
+
 /// Counters an operator reads in the log at shutdown.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
@@ -234,7 +239,7 @@ impl Relay {
         d.cloned().or_else(|| self.store.map_by_event(ev))
     }
 
-    fn next_unsaved_id(&mut self) -> i64 {
+    pub(super) fn next_unsaved_id(&mut self) -> i64 {
         self.unsaved_id -= 1;
         self.unsaved_id
     }
@@ -319,7 +324,7 @@ impl Relay {
             }
             items.push(MatrixOutItem {
                 room_id: o.room_id,
-                txn_id: format!("mmrelay-{:016x}", fastrand::u64(..)),
+                txn_id: new_txn_id(),
                 event_type: "m.room.message".into(),
                 content: o.content.to_string(),
                 mesh_id: m.id,

@@ -114,8 +114,7 @@ impl Relay {
             Err(e) => {
                 warn!("Could not save an answer for the mesh: {e}");
                 self.note_error(format!("saving an answer: {e}"));
-                self.unsaved_id -= 1;
-                self.unsaved_id
+                self.next_unsaved_id()
             }
         };
         let item = c.to_mesh.pop().expect("one");
@@ -146,7 +145,7 @@ impl Relay {
             crate::matrix::content::message(MessageKind::Notice, &text, Some(&m.event_id), &extra);
         self.answers.push(MatrixOutItem {
             room_id: m.room_id.clone(),
-            txn_id: format!("mmrelay-{:016x}", fastrand::u64(..)),
+            txn_id: super::state::new_txn_id(),
             event_type: "m.room.message".into(),
             content: content.to_string(),
             mesh_id: 0,

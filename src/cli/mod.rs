@@ -52,6 +52,8 @@ pub enum Command {
     /// Talk to the radio directly: show its details, send a text, watch the mesh
     #[command(subcommand)]
     Radio(radio::RadioCommand),
+    /// Ask the running relay whether it is relaying (exit 0 when it is; for health checks)
+    Health,
 }
 
 /// Our own messages at `level` (default info); other crates' (matrix-sdk's above all) at warn
@@ -134,6 +136,7 @@ pub fn main() -> ExitCode {
         Some(Command::Config(cmd)) => config::run(&paths, cmd),
         Some(Command::Service(cmd)) => service::run(cmd),
         Some(Command::Matrix(cmd)) => rt.block_on(matrix::run(&paths, cmd)),
+        Some(Command::Health) => rt.block_on(service::health(&paths.home)),
         None => match rt.block_on(crate::relay::run::run(&paths.home, &paths.config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,5 +1,6 @@
 //! `mmrelay service install [--user]`: installs the systemd unit that fits (a system service
-//! for a dedicated user, or a user service), and enables and starts it.
+//! for a dedicated user, or a user service), and enables and starts it; `mmrelay health`, which
+//! asks the running relay whether it is relaying.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -137,6 +138,27 @@ fn install(user: bool, no_start: bool, unit_dir: Option<PathBuf>) -> Result<(), 
         println!("To start it at boot without logging in: loginctl enable-linger $USER");
     }
     Ok(())
+}
+
+/// `mmrelay health`: prints the running relay's health line; exit 0 only when it is healthy.
+pub async fn health(home: &Path) -> ExitCode {
+    match crate::service::health::query(home).await {
+        Ok(line) => {
+            println!("{line}");
+            if line.starts_with("healthy") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "unhealthy: no relay answers for the home folder {} ({e}); is mmrelay running with this home (--home, MMRELAY_HOME)?",
+                home.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

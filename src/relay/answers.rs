@@ -320,6 +320,35 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// A relay is healthy when the radio is connected and a Matrix sync completed within this
+/// time (an idle sync returns every 30 s).
+pub const HEALTHY_SYNC_SECS: u64 = 300;
+
+/// The health check's line (`mmrelay health`): "healthy: ..." or "unhealthy: ..." with the
+/// reason. Names no room, user or message.
+pub fn health_check(s: &Status) -> String {
+    let radio = match &s.radio {
+        Ok(up) => Ok(format!("radio connected for {}", duration(*up))),
+        Err(why) => Err(format!("radio not connected ({why})")),
+    };
+    let sync = match s.last_sync_secs {
+        Some(t) if t <= HEALTHY_SYNC_SECS => Ok(format!("last Matrix sync {}", ago(t))),
+        Some(t) => Err(format!("no Matrix sync for {}", duration(t))),
+        None => Err("no Matrix sync completed yet".to_string()),
+    };
+    let waiting = format!(
+        "{} waiting for the mesh, {} for Matrix",
+        s.to_mesh_waiting, s.to_matrix_waiting
+    );
+    match (radio, sync) {
+        (Ok(r), Ok(m)) => format!("healthy: {r}, {m}, {waiting}"),
+        (r, m) => {
+            let why: Vec<String> = [r, m].into_iter().filter_map(Result::err).collect();
+            format!("unhealthy: {}; {waiting}", why.join(", "))
+        }
+    }
+}
+
 /// `!status`.
 pub fn status(s: &Status) -> String {
     let radio = match &s.radio {

@@ -187,3 +187,32 @@ fn status_reports_links_queues_and_the_last_error() {
     assert!(text.contains("no sync completed yet"));
     assert!(text.contains("Last error: none"));
 }
+
+#[test]
+fn health_needs_the_radio_and_a_recent_sync() {
+    let up = Status {
+        radio: Ok(125),
+        last_sync_secs: Some(12),
+        to_mesh_waiting: 1,
+        last_error: Some((1, "secret room text".into())),
+        ..Default::default()
+    };
+    assert_eq!(
+        health_check(&up),
+        "healthy: radio connected for 2 min, last Matrix sync 12 s ago, 1 waiting for the mesh, 0 for Matrix"
+    );
+    let stale = Status {
+        last_sync_secs: Some(HEALTHY_SYNC_SECS + 1),
+        ..up.clone()
+    };
+    assert_eq!(
+        health_check(&stale),
+        "unhealthy: no Matrix sync for 5 min; 1 waiting for the mesh, 0 for Matrix"
+    );
+    let starting = Status::default();
+    assert_eq!(
+        health_check(&starting),
+        "unhealthy: radio not connected (not connected yet), no Matrix sync completed yet; 0 waiting for the mesh, 0 for Matrix"
+    );
+    assert!(!health_check(&up).contains("secret"));
+}

@@ -25,6 +25,7 @@ use crate::matrix::credentials::MatrixPaths;
 use crate::matrix::session::LoginParams;
 use crate::mesh::link::{self, LinkEvent, LinkOptions, PendingSend, SendOutcome};
 use crate::mesh::session::TextMessage;
+use crate::service::health::HealthListener;
 use crate::store::Store;
 
 /// Packet ids remembered to drop duplicates.
@@ -179,6 +180,17 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     let mut watchdog = notifier
         .watchdog_interval()
         .map(|d| tokio::time::interval(d.max(Duration::from_millis(100))));
+    // `mmrelay health` asks here; a second relay on the same home cannot listen.
+    let health = match HealthListener::bind(home) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!(
+                "Health check not available ({e}): is another mmrelay running with the home folder {}?",
+                home.display()
+            );
+            None
+        }
+    };
 
     loop {
         // Packets for Matrix are saved once the radio's burst is read (or every STAGE_MAX).
@@ -223,6 +235,11 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             _ = &mut stop => break,
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                 notifier.watchdog();
+            }
+            conn = async { health.as_ref().expect("guarded").accept().await }, if health.is_some() => {
+                if let Ok(conn) = conn {
+                    crate::service::health::answer(conn, super::answers::health_check(&r.status()));
+                }
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 r.flush();

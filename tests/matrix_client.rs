@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::synapse::{login_elsewhere, register, synapse, unique, Human};
 use matrix_sdk::ruma::OwnedRoomId;
-use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
+use mmrelay::matrix::client::{self, MatrixHandle, MatrixOptions};
 use mmrelay::matrix::content::{self, Incoming, MessageKind};
 use mmrelay::matrix::credentials::{Credentials, MatrixPaths};
+use mmrelay::matrix::event::MatrixEvent;
 use mmrelay::matrix::sender::Outgoing;
 use mmrelay::matrix::session::{self, LoginParams};
 use serde_json::{json, Map, Value};

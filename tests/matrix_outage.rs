@@ -10,9 +10,10 @@ mod common;
 use std::time::Duration;
 
 use common::synapse::{register_on, unique, Human, OwnSynapse};
-use mmrelay::matrix::client::{self, MatrixEvent, MatrixHandle, MatrixOptions};
+use mmrelay::matrix::client::{self, MatrixHandle, MatrixOptions};
 use mmrelay::matrix::content::{self, MessageKind};
 use mmrelay::matrix::credentials::MatrixPaths;
+use mmrelay::matrix::event::MatrixEvent;
 use mmrelay::matrix::sender::Outgoing;
 use mmrelay::matrix::session::{self, LoginParams};
 use serde_json::Map;

@@ -202,7 +202,29 @@ custom-plugins:
     assert_eq!(mesh_texts(&sim, 0), ["human[M]: hello from Matrix"]);
     // The E2EE store was made for that login's device.
     assert!(home.path().join("matrix/store").is_dir());
+    // The health check (a container's HEALTHCHECK) sees a relaying relay...
+    let health = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mmrelay"))
+            .arg("--home")
+            .arg(home.path())
+            .arg("health")
+            .output()
+            .unwrap()
+    };
+    let out = health();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("healthy: radio connected for "), "{text}");
+    assert!(text.contains(", last Matrix sync "), "{text}");
     relay.stop().await;
+    // ...and none once it has stopped.
+    let out = health();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("unhealthy: no relay answers for the home folder"),
+        "{err}"
+    );
 }
 
 /// matrix-sdk's own warnings reach the relay's log: an invalid encrypted to-device event sent

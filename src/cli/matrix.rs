@@ -7,8 +7,9 @@ use clap::Subcommand;
 
 use super::auth::matrix_paths;
 use super::Paths;
-use crate::matrix::client::{self, MatrixEvent, MatrixOptions};
+use crate::matrix::client::{self, MatrixOptions};
 use crate::matrix::content::Incoming;
+use crate::matrix::event::MatrixEvent;
 
 #[derive(Debug, Subcommand)]
 pub enum MatrixCommand {
@@ -45,7 +46,7 @@ pub async fn run(paths: &Paths, cmd: MatrixCommand) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    let stop = super::radio::shutdown_signal();
+    let stop = crate::service::signal::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

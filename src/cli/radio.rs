@@ -143,7 +143,7 @@ async fn run_inner(paths: &Paths, cmd: RadioCommand) -> Result<ExitCode, String>
                     .unwrap_or_default()
             };
             let mut info = info;
-            let stop = shutdown_signal();
+            let stop = crate::service::signal::shutdown_signal();
             tokio::pin!(stop);
             loop {
                 tokio::select! {
@@ -170,22 +170,6 @@ async fn run_inner(paths: &Paths, cmd: RadioCommand) -> Result<ExitCode, String>
             let _ = task.await;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 

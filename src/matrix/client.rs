@@ -16,8 +16,8 @@ use matrix_sdk::{Client, Room, RoomState};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::content::Incoming;
 use super::credentials::MatrixPaths;
+use super::event::MatrixEvent;
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
 use super::stores::HeldBack;
@@ -76,25 +76,6 @@ impl MatrixOptions {
             send_queue: 1000,
         }
     }
-}
-
-/// What the client tells the relay.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MatrixEvent {
-    /// A message or reaction in a bridged room (also the bot's own, marked by its sender).
-    Incoming(Incoming),
-    /// A queued event (the caller's `id`) reached the homeserver.
-    Sent {
-        id: i64,
-        room_id: String,
-        event_id: String,
-    },
-    /// The homeserver refused a queued event; it was dropped.
-    SendFailed { id: i64, reason: String },
-    /// Everything before this came from syncs up to `token` (a sync's `next_batch`): the relay
-    /// saves what it accepted together with the token, so that the next start resumes there.
-    /// Without a token: events delivered outside a sync (late keys), to be saved at once.
-    Synced { token: Option<String> },
 }
 
 /// The relay's handle on the running client.

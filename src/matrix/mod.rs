@@ -1,7 +1,7 @@
 //! The Matrix side: MMRelay-compatible credentials and E2EE store ([`credentials`]), the
 //! session (login, cross-signing, restore: [`session`]), status and logout ([`account`]), and
 //! the running client that the relay drives ([`client`]) with its sync loop ([`sync`]) and
-//! sender ([`sender`]). [`stores`] are the stores handed to the SDK: its SQLite crypto and
+//! sender ([`sender`]), and what it tells the relay ([`event`]). [`stores`] are the stores handed to the SDK: its SQLite crypto and
 //! state stores wrapped to read and write less ([`crypto_store`], [`state_store`]).
 
 pub mod account;
@@ -9,6 +9,7 @@ pub mod client;
 pub mod content;
 pub mod credentials;
 pub mod crypto_store;
+pub mod event;
 pub mod read_cache;
 pub mod sender;
 pub mod session;

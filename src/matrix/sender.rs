@@ -14,7 +14,7 @@ use matrix_sdk::Client;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::client::MatrixEvent;
+use super::event::MatrixEvent;
 use super::sync::is_encrypted;
 use crate::clock::backoff_delay;
 

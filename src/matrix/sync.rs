@@ -23,8 +23,8 @@ use matrix_sdk::{Client, Room, RoomState};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::client::MatrixEvent;
 use super::content::{parse_event, Incoming};
+use super::event::MatrixEvent;
 use crate::clock::now_ms;
 
 /// The sync filter: only `rooms`, a short timeline without the bot's own messages, lazy-loaded

@@ -20,32 +20,16 @@ use super::commands::BotName;
 use super::rules::Rules;
 use super::state::Relay;
 use crate::config::relay::{format_problems, load_relay_config, RelayConfig};
-use crate::matrix::client::{self as mxclient, MatrixEvent, MatrixOptions};
+use crate::matrix::client::{self as mxclient, MatrixOptions};
 use crate::matrix::credentials::MatrixPaths;
+use crate::matrix::event::MatrixEvent;
 use crate::matrix::session::LoginParams;
 use crate::mesh::link::{self, LinkEvent, LinkOptions, PendingSend, SendOutcome};
 use crate::mesh::session::TextMessage;
 use crate::service::health::HealthListener;
 use crate::store::Store;
 
-/// Packet ids remembered to drop duplicates.
-pub(super) const RECENT_IDS: usize = 256;
-/// Messages to Matrix queued but not yet on the homeserver, at most (the queue in front of
-/// the Matrix client).
-pub(super) const PENDING_SENDS: usize = 1000;
-
-/// The Matrix sync token, saved with the messages from Matrix it follows.
-pub(super) const SYNC_TOKEN: &str = "sync_token";
-/// The last relayed packet's time (packets the radio replays that are older were relayed).
-pub(super) const LAST_RX_TIME: &str = "last_rx_time";
-/// At most this many messages for Matrix wait to be saved together.
-const STAGE_MAX: usize = 32;
-
-/// Bookkeeping waits at most this long for a write it can join...
-pub(super) const DEFER: Duration = Duration::from_secs(60);
-/// ...and is written by itself once the relay has been this long without anything new to
-/// write down: after a burst, not in the idle time that follows it.
-pub(super) const QUIET: Duration = Duration::from_secs(2);
+use super::state::{STAGE_MAX, SYNC_TOKEN};
 
 /// Reads and checks the config; logs one warning per ignored key.
 pub fn load_config(file: &Path, home: &Path) -> Result<RelayConfig, String> {
@@ -172,7 +156,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
 
     let mut inflight: Option<InFlight> = None;
     let mut radio_ready = false;
-    let stop = crate::cli::radio::shutdown_signal();
+    let stop = crate::service::signal::shutdown_signal();
     tokio::pin!(stop);
     // systemd: READY once both links are up, WATCHDOG from this loop, STOPPING at the end.
     let notifier = crate::service::notify::Notifier::from_env();

@@ -13,10 +13,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::mesh::proto::BROADCAST;
 use crate::mesh::session::node_id;
-use crate::relay::rules::{MapEntry, Names};
 
 pub mod telemetry;
 pub use telemetry::Sample;
+
+/// A relayed message as the message map remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry {
+    pub mesh_id: u32,
+    pub event_id: String,
+    pub room_id: String,
+    pub text: String,
+    pub meshnet: String,
+}
+
+/// A node's names as the node database holds them (the relay fills in the node id for an
+/// unknown node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub long: String,
+    pub short: String,
+}
 
 /// The schema's steps: step N takes a database from `user_version` N-1 to N.
 const MIGRATIONS: &[&str] = &[

@@ -383,5 +383,4 @@ pub fn status(s: &Status) -> String {
 }
 
 #[cfg(test)]
-#[path = "answers_tests.rs"]
 mod tests;

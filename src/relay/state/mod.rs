@@ -1,5 +1,6 @@
 //! The relay's state between events and what each event does to it: the rules applied, the
-//! messages saved (see [`super::run`] for what is saved when) and queued on.
+//! messages saved and queued on, the keys it persists and when its bookkeeping is written
+//! ([`WRITE_QUIET`], [`WRITE_DEFER`]). [`super::run`] drives it; it knows nothing of the loop.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -8,12 +9,30 @@ use tokio::time::Instant;
 
 use super::bot::Bot;
 use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
-use super::run::{DEFER, LAST_RX_TIME, PENDING_SENDS, QUIET, RECENT_IDS, SYNC_TOKEN};
 use crate::clock::now_ms;
 use crate::matrix::sender::{Outgoing, Sender};
 use crate::mesh::proto::{text, PortNum};
 use crate::mesh::session::node_id;
 use crate::store::{Changes, MatrixOutItem, OutItem, Store};
+
+/// Packet ids remembered to drop duplicates.
+pub const RECENT_IDS: usize = 256;
+/// Messages to Matrix queued but not yet on the homeserver, at most (the queue in front of
+/// the Matrix client).
+pub const PENDING_SENDS: usize = 1000;
+
+/// The Matrix sync token, saved with the messages from Matrix it follows.
+pub const SYNC_TOKEN: &str = "sync_token";
+/// The last relayed packet's time (packets the radio replays that are older were relayed).
+pub const LAST_RX_TIME: &str = "last_rx_time";
+/// At most this many messages for Matrix wait to be saved together.
+pub const STAGE_MAX: usize = 32;
+
+/// Bookkeeping waits at most this long for a write it can join...
+pub const WRITE_DEFER: std::time::Duration = std::time::Duration::from_secs(60);
+/// ...and is written by itself once the relay has been this long without anything new to
+/// write down: after a burst, not in the idle time that follows it.
+pub const WRITE_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A transaction id for a message to Matrix, kept with it for every try.
 pub(super) fn new_txn_id() -> String {
@@ -41,17 +60,17 @@ pub(super) struct Deferred {
     pub(super) token: Option<String>,
     /// When the waiting bookkeeping is written by itself.
     pub(super) due: Option<Instant>,
-    /// The latest `due` may move to: `DEFER` after the first thing began to wait.
+    /// The latest `due` may move to: `WRITE_DEFER` after the first thing began to wait.
     pub(super) latest: Option<Instant>,
 }
 
 impl Deferred {
     /// Something began to wait at `now`: it is written once the relay has been quiet for
-    /// `QUIET` (a burst's bookkeeping goes in one write, at its end), and at the latest
-    /// `DEFER` after the first thing that waits (a steady stream of messages).
+    /// `WRITE_QUIET` (a burst's bookkeeping goes in one write, at its end), and at the latest
+    /// `WRITE_DEFER` after the first thing that waits (a steady stream of messages).
     pub(super) fn arm(&mut self, now: Instant) {
-        let latest = *self.latest.get_or_insert(now + DEFER);
-        self.due = Some((now + QUIET).min(latest));
+        let latest = *self.latest.get_or_insert(now + WRITE_DEFER);
+        self.due = Some((now + WRITE_QUIET).min(latest));
     }
 
     /// Something that may wait longer began to wait at `now`: it is written with the next
@@ -61,9 +80,9 @@ impl Deferred {
         self.due = Some(self.due.map_or(latest, |d| d.min(latest)));
     }
 
-    /// A write failed: the next try comes `DEFER` later, not at every quiet moment.
+    /// A write failed: the next try comes `WRITE_DEFER` later, not at every quiet moment.
     pub(super) fn retry(&mut self, now: Instant) {
-        self.latest = Some(now + DEFER);
+        self.latest = Some(now + WRITE_DEFER);
         self.due = self.latest;
     }
 
@@ -557,5 +576,4 @@ impl Relay {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;

@@ -518,5 +518,4 @@ pub fn random_packet_id() -> u32 {
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

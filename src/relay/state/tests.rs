@@ -314,30 +314,34 @@ fn bookkeeping_is_written_when_the_relay_turns_quiet_and_at_the_latest_after_a_m
     let t0 = Instant::now();
     let mut d = Deferred::default();
     d.arm(t0);
-    assert_eq!(d.due, Some(t0 + QUIET), "quiet after the first message");
+    assert_eq!(
+        d.due,
+        Some(t0 + WRITE_QUIET),
+        "quiet after the first message"
+    );
     // A burst: each new thing to write down moves the write to the end of the quiet time.
     let t1 = t0 + Duration::from_millis(1500);
     d.arm(t1);
-    assert_eq!(d.due, Some(t1 + QUIET));
+    assert_eq!(d.due, Some(t1 + WRITE_QUIET));
     // A steady stream never quiet for long enough: written a minute after the first.
     let mut t = t1;
-    while t < t0 + DEFER {
+    while t < t0 + WRITE_DEFER {
         t += Duration::from_secs(1);
         d.arm(t);
     }
-    assert_eq!(d.due, Some(t0 + DEFER));
+    assert_eq!(d.due, Some(t0 + WRITE_DEFER));
     // Written: the next thing starts a new minute.
     d.disarm();
     assert_eq!(d.due, None);
     let t2 = t + Duration::from_secs(5);
     d.arm(t2);
-    assert_eq!(d.due, Some(t2 + QUIET));
+    assert_eq!(d.due, Some(t2 + WRITE_QUIET));
     // A failed write is tried again a minute later, not at the next quiet moment.
     d.retry(t2);
-    assert_eq!(d.due, Some(t2 + DEFER));
+    assert_eq!(d.due, Some(t2 + WRITE_DEFER));
     // New work is written at the next quiet moment again (its own write is tried at once).
     d.arm(t2 + Duration::from_secs(1));
-    assert_eq!(d.due, Some(t2 + Duration::from_secs(1) + QUIET));
+    assert_eq!(d.due, Some(t2 + Duration::from_secs(1) + WRITE_QUIET));
 }
 
 fn with_bot(f: &mut Fixture) {

@@ -426,11 +426,9 @@ pub struct DeviceMetrics {
     pub uptime_seconds: Option<u32>,
 }
 
-// Channels, queue status, metadata, logs and config: in proto_device.rs.
-#[path = "proto_device.rs"]
+// Channels, queue status, metadata, logs and config: in device.rs.
 mod device;
 pub use device::*;
 
 #[cfg(test)]
-#[path = "proto_tests.rs"]
 mod tests;

@@ -25,13 +25,12 @@ use super::transport;
 /// Packets sent but not yet answered, at most.
 const MAX_INFLIGHT: usize = 64;
 /// A partial frame or console line is flushed after this much quiet.
-const QUIET: Duration = Duration::from_millis(500);
+const PARTIAL_FLUSH_AFTER: Duration = Duration::from_millis(500);
 /// While the radio reports a full queue, ask for its status this often.
 const QUEUE_POLL: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-// The caller's side (options, events, outcomes, the handle): in link_handle.rs.
-#[path = "link_handle.rs"]
+// The caller's side (options, events, outcomes, the handle): in handle.rs.
 mod handle;
 use crate::clock::unix_now;
 use handle::Request;
@@ -222,7 +221,7 @@ impl Link {
                         self.decoder.feed(&buf[..n], &mut |e| on_frame_event(e, &mut inbox));
                     }
                 },
-                _ = sleep_until(last_rx + QUIET), if self.decoder.has_pending() => {
+                _ = sleep_until(last_rx + PARTIAL_FLUSH_AFTER), if self.decoder.has_pending() => {
                     self.decoder.on_quiet(&mut |e| on_frame_event(e, &mut inbox));
                 }
                 _ = sleep_until(last_rx + self.opts.silence_timeout) => {
@@ -454,5 +453,4 @@ fn on_frame_event(e: FrameEvent<'_, FromRadio>, inbox: &mut Vec<FromRadio>) {
 }
 
 #[cfg(test)]
-#[path = "link_tests.rs"]
 mod tests;

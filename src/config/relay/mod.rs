@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
-#[path = "plugins.rs"]
 pub mod plugins;
-#[path = "reader.rs"]
 mod reader;
 use plugins::PluginsConfig;
 use reader::{show, Reader};
@@ -476,5 +474,4 @@ fn template(r: &mut Reader<'_>, section: &str, default: &str, vars: &[&str]) -> 
 }
 
 #[cfg(test)]
-#[path = "relay_tests.rs"]
 mod tests;

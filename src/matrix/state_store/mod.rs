@@ -578,5 +578,4 @@ impl StateStore for SdkStateStore {
 }
 
 #[cfg(test)]
-#[path = "state_store_tests.rs"]
 mod tests;

@@ -192,5 +192,4 @@ impl Bot {
 }
 
 #[cfg(test)]
-#[path = "bot_tests.rs"]
 mod tests;

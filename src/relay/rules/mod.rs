@@ -7,16 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::matrix::content::{Incoming, MessageKind};
 use crate::mesh::proto::{PortNum, BROADCAST, DATA_PAYLOAD_LEN};
 use crate::mesh::session::node_id;
-
-/// A relayed message as the message map remembers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapEntry {
-    pub mesh_id: u32,
-    pub event_id: String,
-    pub room_id: String,
-    pub text: String,
-    pub meshnet: String,
-}
+pub use crate::store::{MapEntry, Names};
 
 /// The rules' settings (from the config, with room ids resolved).
 #[derive(Debug, Clone)]
@@ -129,13 +120,6 @@ pub struct MeshText {
     pub text: String,
     pub reply_id: u32,
     pub emoji: bool,
-}
-
-/// The sender's names (from the node database; the node id when unknown).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Names {
-    pub long: String,
-    pub short: String,
 }
 
 impl Names {
@@ -406,5 +390,4 @@ impl Rules {
 }
 
 #[cfg(test)]
-#[path = "rules_tests.rs"]
 mod tests;

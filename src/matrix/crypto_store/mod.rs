@@ -532,5 +532,4 @@ impl CryptoStore for SdkCryptoStore {
 }
 
 #[cfg(test)]
-#[path = "crypto_store_tests.rs"]
 mod tests;

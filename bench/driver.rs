@@ -7,6 +7,8 @@
 //! mesh texts; 60 s idle. Memory, CPU and disk writes come from /proc/PID of the relay.
 #![recursion_limit = "256"]
 
+mod procfs;
+mod report;
 #[path = "../tests/common/synapse.rs"]
 mod synapse;
 
@@ -16,6 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mmrelay::sim::{SimConfig, SimEvent, SimText, Simulator};
+use procfs::{du, sample, smaps_top, wal_bytes, Sample};
+use report::print_table;
 use synapse::{register_on, unique, Human, OwnSynapse};
 
 /// The mesh node the texts come from (one of the simulator's default nodes).
@@ -54,73 +58,6 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// One reading of /proc/PID.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    at: Instant,
-    rss_kib: u64,
-    hwm_kib: u64,
-    anon_kib: u64,
-    file_kib: u64,
-    cpu_s: f64,
-    write_bytes: u64,
-}
-
-fn sample(pid: u32) -> Sample {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("relay is gone");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let write_bytes = io
-        .lines()
-        .find_map(|l| l.strip_prefix("write_bytes: "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Sample {
-        at: Instant::now(),
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-        anon_kib: field("RssAnon:"),
-        file_kib: field("RssFile:"),
-        cpu_s: ticks as f64 / hz,
-        write_bytes,
-    }
-}
-
-/// The mappings holding the most resident memory (KiB), from /proc/PID/smaps.
-fn smaps_top(pid: u32, n: usize) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut by: HashMap<String, u64> = HashMap::new();
-    let mut cur = String::new();
-    for l in text.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 5 && f[0].contains('-') && !l.starts_with(|c: char| c.is_ascii_uppercase()) {
-            let name = f.get(5).copied().unwrap_or("[anon]");
-            cur = format!("{} {}", f[1], name);
-        } else if f.first() == Some(&"Rss:") {
-            *by.entry(cur.clone()).or_default() += f[1].parse::<u64>().unwrap_or(0);
-        }
-    }
-    let mut v: Vec<_> = by.into_iter().collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.1));
-    v.iter()
-        .take(n)
-        .map(|(k, kib)| format!("  {kib:>7} KiB  {k}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Everything measured for one relay.
 #[derive(Default)]
 struct Figures {
@@ -138,37 +75,6 @@ struct Figures {
     wal_bytes: u64,
     installed_bytes: u64,
     stop_secs: f64,
-}
-
-fn du(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(path)
-            .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        meta.len()
-    }
-}
-
-fn wal_bytes(path: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                wal_bytes(&p)
-            } else if p.to_string_lossy().ends_with("-wal") {
-                std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0)
-            } else {
-                0
-            }
-        })
-        .sum()
 }
 
 /// The bench token in a text ("bench-a-007"), if any.
@@ -427,16 +333,6 @@ fn login(spec: &RelaySpec, home: &Path, url: &str, user: &str) {
     );
 }
 
-fn stats(v: &[f64]) -> (f64, f64) {
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let rank = |p: f64| s[((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
-    (rank(0.5), rank(0.95))
-}
-
 async fn bench_one(
     spec: &RelaySpec,
     url: &str,
@@ -471,12 +367,25 @@ async fn bench_one(
         launches: 0,
     };
 
-    // First run: join the room, share keys, prove both directions; then stop.
+    // The program file whose resident pages are the relay's code: the binary, or the guest
+    // binary when `--mmrelay` is a wrapper that runs it (MMRELAY_BENCH_IMAGE, qemu-user).
+    let image = std::env::var_os("MMRELAY_BENCH_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| spec.exe.clone());
+    let image = image.canonicalize().unwrap_or(image);
+
+    // First run: accept the invite, join the room, share keys, prove both directions; stop.
     eprintln!("==> {}: first start (joins the room)", spec.name);
     let t0 = Instant::now();
-    run.launch();
+    let pid = run.launch();
     run.probe(t0, Duration::from_secs(240)).await;
     run.settle(Duration::from_secs(8)).await;
+    f.samples.insert("first", sample(pid, &image));
+    eprintln!(
+        "{}: resident memory by mapping after the first start:\n{}",
+        spec.name,
+        smaps_top(pid, 8)
+    );
     run.stop();
 
     // The measured run, with an existing session.
@@ -488,7 +397,7 @@ async fn bench_one(
     f.ready_x2m = Some(x2m);
     run.settle(Duration::from_secs(MESSAGE_DELAY as u64 * 2 + 2))
         .await;
-    f.samples.insert("start", sample(pid));
+    f.samples.insert("start", sample(pid, &image));
 
     // 20 mesh texts, 500 ms apart.
     eprintln!("==> {}: {} mesh texts", spec.name, work.paced);
@@ -575,11 +484,11 @@ async fn bench_one(
         .map_or(f64::NAN, |ms| ms / 1000.0);
     // Let the relay finish what the burst started before the idle minute begins.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    f.samples.insert("burst", sample(pid));
+    f.samples.insert("burst", sample(pid, &image));
 
     eprintln!("==> {}: idle {} s", spec.name, work.idle.as_secs());
     tokio::time::sleep(work.idle).await;
-    f.samples.insert("idle", sample(pid));
+    f.samples.insert("idle", sample(pid, &image));
     eprintln!(
         "{}: resident memory by mapping after idle:\n{}",
         spec.name,
@@ -591,146 +500,6 @@ async fn bench_one(
     f.wal_bytes = wal_bytes(&home);
     f.installed_bytes = du(&spec.installed);
     f
-}
-
-fn fmt_ratio(ours: f64, theirs: f64) -> String {
-    if ours > 0.0 && theirs.is_finite() && ours.is_finite() {
-        format!("{:.1}×", theirs / ours)
-    } else {
-        "–".into()
-    }
-}
-
-fn print_table(specs: &[RelaySpec], figs: &[Figures], work: &Workload) {
-    let mut rows: Vec<(String, Vec<f64>, &str)> = Vec::new();
-    let mut row = |name: &str, unit: &'static str, g: &dyn Fn(&Figures) -> f64| {
-        rows.push((name.to_string(), figs.iter().map(g).collect(), unit));
-    };
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    row("launch → relaying mesh→Matrix", "s", &|f| {
-        f.ready_m2x.map_or(f64::NAN, |d| d.as_secs_f64())
-    });
-    row("launch → relaying Matrix→mesh", "s", &|f| {
-        f.ready_x2m.map_or(f64::NAN, |d| d.as_secs_f64())
-    });
-    for (key, label) in [
-        ("start", "after start"),
-        ("burst", "after burst"),
-        ("idle", "after idle"),
-    ] {
-        row(&format!("VmRSS {label}"), "MiB", &|f| {
-            mib(f.samples[key].rss_kib)
-        });
-        row(&format!("VmHWM {label}"), "MiB", &|f| {
-            mib(f.samples[key].hwm_kib)
-        });
-        row(
-            &format!("  of VmRSS: heap and stacks (RssAnon) {label}"),
-            "MiB",
-            &|f| mib(f.samples[key].anon_kib),
-        );
-        row(
-            &format!("  of VmRSS: program and libraries (RssFile) {label}"),
-            "MiB",
-            &|f| mib(f.samples[key].file_kib),
-        );
-    }
-    let window = |f: &Figures| {
-        let (a, b, c) = (f.samples["start"], f.samples["burst"], f.samples["idle"]);
-        let tw = (b.at - a.at).as_secs_f64();
-        let ti = (c.at - b.at).as_secs_f64();
-        let idle_rate = (c.cpu_s - b.cpu_s) / ti;
-        let cpu = (b.cpu_s - a.cpu_s) - idle_rate * tw;
-        (
-            cpu,
-            b.write_bytes - a.write_bytes,
-            c.write_bytes - b.write_bytes,
-            ti,
-            idle_rate,
-        )
-    };
-    row("CPU per relayed message (idle subtracted)", "ms", &|f| {
-        window(f).0 * 1000.0 / f.relayed.max(1) as f64
-    });
-    row("CPU while idle", "ms/min", &|f| window(f).4 * 60_000.0);
-    row("disk writes per relayed message", "KiB", &|f| {
-        window(f).1 as f64 / 1024.0 / f.relayed.max(1) as f64
-    });
-    row("disk writes per idle minute", "KiB", &|f| {
-        let w = window(f);
-        w.2 as f64 / 1024.0 / w.3 * 60.0
-    });
-    row("$MMRELAY_HOME at the end", "MiB", &|f| {
-        f.home_bytes as f64 / 1048576.0
-    });
-    row("SQLite WAL files at the end", "KiB", &|f| {
-        f.wal_bytes as f64 / 1024.0
-    });
-    let lat = |v: &[f64], p95: bool| {
-        let (m, p) = stats(v);
-        if p95 {
-            p
-        } else {
-            m
-        }
-    };
-    row("latency mesh→Matrix, server ts, median", "ms", &|f| {
-        lat(&f.lat_m2x_server, false)
-    });
-    row("latency mesh→Matrix, server ts, p95", "ms", &|f| {
-        lat(&f.lat_m2x_server, true)
-    });
-    row("latency mesh→Matrix, client, median", "ms", &|f| {
-        lat(&f.lat_m2x_client, false)
-    });
-    row("latency mesh→Matrix, client, p95", "ms", &|f| {
-        lat(&f.lat_m2x_client, true)
-    });
-    row("latency Matrix→mesh, median", "ms", &|f| {
-        lat(&f.lat_x2m, false)
-    });
-    row("latency Matrix→mesh, p95", "ms", &|f| {
-        lat(&f.lat_x2m, true)
-    });
-    row(
-        &format!("burst of {}: last one in Matrix after", work.burst),
-        "s",
-        &|f| f.burst_secs,
-    );
-    row("messages relayed", "", &|f| f.relayed as f64);
-    row("messages lost", "", &|f| f.lost as f64);
-    row("SIGTERM → exit", "s", &|f| f.stop_secs);
-    row("installed size", "MiB", &|f| {
-        f.installed_bytes as f64 / 1048576.0
-    });
-
-    let mut head = "| figure | unit |".to_string();
-    let mut line = "|---|---|".to_string();
-    for s in specs {
-        head.push_str(&format!(" {} |", s.name));
-        line.push_str("---:|");
-    }
-    if specs.len() == 2 {
-        head.push_str(" ratio |");
-        line.push_str("---:|");
-    }
-    println!("{head}\n{line}");
-    for (name, vals, unit) in rows {
-        let mut l = format!("| {name} | {unit} |");
-        for v in &vals {
-            if v.is_nan() {
-                l.push_str(" – |");
-            } else if v.abs() >= 100.0 || v.fract() == 0.0 {
-                l.push_str(&format!(" {v:.0} |"));
-            } else {
-                l.push_str(&format!(" {v:.2} |"));
-            }
-        }
-        if vals.len() == 2 {
-            l.push_str(&format!(" {} |", fmt_ratio(vals[0], vals[1])));
-        }
-        println!("{l}");
-    }
 }
 
 fn usage() -> ! {

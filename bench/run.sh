@@ -5,6 +5,8 @@
 #   bench/run.sh --ours     mmrelay only
 #   bench/run.sh --quick    a shorter workload (5 + 5 texts, burst of 30, 10 s idle)
 #   bench/run.sh --plugins  with every bot command active (the config's plugins: section)
+#   bench/run.sh --binary PATH   measure that mmrelay build instead of the host release build
+#                           (for example target/cross/x86_64-unknown-linux-musl/release/mmrelay)
 #
 # It installs what it needs (Synapse and MMRelay in venvs under .build/, idempotently), builds
 # the release binary, then runs bench/driver.rs: a Synapse of its own on 127.0.0.1, the
@@ -19,12 +21,17 @@ cd "$root"
 
 python=1
 driver_args=()
-for a in "$@"; do
+binary=
+while [ $# -gt 0 ]; do
+  a=$1; shift
   case $a in
     --ours) python=0 ;;
+    --binary) [ $# -ge 1 ] || { echo "error: --binary needs a path" >&2; exit 2; }
+      binary=$(realpath "$1"); shift
+      [ -x "$binary" ] || { echo "error: no mmrelay binary at $binary" >&2; exit 2; } ;;
     --quick) driver_args+=(--quick) ;;
     --plugins) driver_args+=(--plugins) ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,12 +45,16 @@ if [ $python = 1 ]; then
 fi
 
 echo "==> building the release binary and the benchmark driver"
-cargo build --locked --release --bin mmrelay
+if [ -z "$binary" ]; then
+  cargo build --locked --release --bin mmrelay
+  binary=$root/target/release/mmrelay
+fi
 cargo build --locked --example relay_bench
 cargo build --locked --release --example decoder
 
 echo "==> machine: $(nproc) cores, $(uname -m), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
-target/debug/examples/relay_bench --mmrelay "$root/target/release/mmrelay" "${driver_args[@]}"
+echo "==> measuring $binary"
+target/debug/examples/relay_bench --mmrelay "$binary" "${driver_args[@]}"
 
 echo
 target/release/examples/decoder 3

@@ -100,6 +100,17 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Whether restoring failed because the crypto store holds another device's account.
+fn is_mismatched_account(e: &matrix_sdk::Error) -> bool {
+    use matrix_sdk_crypto::{store::CryptoStoreError, OlmError};
+    let mismatched = |c: &CryptoStoreError| matches!(c, CryptoStoreError::MismatchedAccount { .. });
+    match e {
+        matrix_sdk::Error::CryptoStoreError(c) => mismatched(c),
+        matrix_sdk::Error::OlmError(o) => matches!(&**o, OlmError::Store(c) if mismatched(c)),
+        _ => false,
+    }
+}
+
 fn explain_transport(msg: &str, homeserver: &str) -> String {
     let lower = msg.to_lowercase();
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
@@ -538,7 +549,7 @@ pub async fn restore(paths: &MatrixPaths) -> Result<Restored, RestoreError> {
     let session = matrix_session(user.clone(), device.as_str(), &creds.access_token);
     if let Err(e) = client.restore_session(session).await {
         let msg = e.to_string();
-        if msg.contains("account in the store doesn't match") || msg.contains("MismatchedAccount") {
+        if is_mismatched_account(&e) {
             return Err(RestoreError::WrongDevice(format!(
                 "the E2EE store at {} belongs to another device than {} in {} ({msg}); \
                  run `mmrelay auth login` to log in again, or point matrix.e2ee.store_path at \

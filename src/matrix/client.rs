@@ -24,7 +24,7 @@ use super::stores::HeldBack;
 use super::sync::{
     is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer,
 };
-use crate::clock::backoff_delay;
+use crate::clock::Backoff;
 
 /// How the client behaves; [`MatrixOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -243,7 +243,7 @@ pub async fn start(
     .await;
     // An unreachable homeserver at start (a router whose uplink comes up after it) is waited
     // for, with backoff; a refusal (token revoked, forbidden) stops mmrelay with the reason.
-    let mut failures = 0;
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         match syncer.once().await {
             Ok(()) => break,
@@ -252,9 +252,7 @@ pub async fn start(
                 if e.client_api_error_kind().is_some() {
                     return Err(format!("initial sync failed: {why}"));
                 }
-                let delay =
-                    backoff_delay(failures, Duration::from_secs(1), Duration::from_secs(60));
-                failures += 1;
+                let delay = backoff.failed();
                 warn!(
                     "Initial sync failed: {why}; retrying in {}s",
                     delay.as_secs()
@@ -340,19 +338,17 @@ pub async fn start(
 
     let homeserver = restored.credentials.homeserver.clone();
     let sync_task = tokio::spawn(async move {
-        let mut failures = 0;
+        let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
         loop {
             match syncer.once().await {
-                Ok(()) => failures = 0,
+                Ok(()) => backoff.reset(),
                 Err(e) => {
                     use matrix_sdk::ruma::api::error::ErrorKind;
                     if let Some(ErrorKind::UnknownToken(_)) = e.client_api_error_kind() {
                         error!("The Matrix access token was revoked; run `mmrelay auth login`");
                         break;
                     }
-                    let delay =
-                        backoff_delay(failures, Duration::from_secs(5), Duration::from_secs(60));
-                    failures += 1;
+                    let delay = backoff.failed();
                     warn!(
                         "Matrix sync failed: {}; retrying in {}s",
                         session::explain(&e, &homeserver),
@@ -394,18 +390,18 @@ async fn on_invite(s: &Shared, ev: StrippedRoomMemberEvent, room: Room, client: 
         return;
     }
     info!("Accepting invite to {}", room.room_id());
-    let mut delay = Duration::from_secs(2);
-    for _ in 0..6 {
+    let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(64));
+    while backoff.failures() < 6 {
         match room.join().await {
             Ok(_) => return,
             Err(e) => {
+                let delay = backoff.failed();
                 warn!(
                     "Joining {} failed: {e}; retrying in {}s",
                     room.room_id(),
                     delay.as_secs()
                 );
                 tokio::time::sleep(delay).await;
-                delay *= 2;
             }
         }
     }

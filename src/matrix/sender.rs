@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::event::MatrixEvent;
 use super::sync::is_encrypted;
-use crate::clock::backoff_delay;
+use crate::clock::Backoff;
 
 /// An event to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,12 +118,13 @@ pub fn spawn(
     let (sender, mut rx) = Sender::channel(capacity);
     let task = tokio::spawn(async move {
         while let Some(o) = rx.recv().await {
-            let mut tries = 0u32;
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
             let report = loop {
                 match send_once(&client, &o, e2ee).await {
                     Ok(event_id) => {
-                        if tries > 0 {
-                            info!("Sent to {} after {} failed tries", o.room_id, tries);
+                        if backoff.failures() > 0 {
+                            let tries = backoff.failures();
+                            info!("Sent to {} after {tries} failed tries", o.room_id);
                         }
                         break MatrixEvent::Sent {
                             id: o.id,
@@ -139,9 +140,8 @@ pub fn spawn(
                         break MatrixEvent::SendFailed { id: o.id, reason };
                     }
                     Err(SendError::Transient(why)) => {
-                        tries += 1;
                         // One warning per outage, then quiet retries.
-                        if tries == 1 {
+                        if backoff.failures() == 0 {
                             warn!(
                                 "Sending to {} failed: {why}; retrying (the message is kept)",
                                 o.room_id
@@ -149,12 +149,7 @@ pub fn spawn(
                         } else {
                             debug!("send to {} failed again: {why}", o.room_id);
                         }
-                        let delay = backoff_delay(
-                            tries - 1,
-                            Duration::from_secs(1),
-                            Duration::from_secs(60),
-                        );
-                        tokio::time::sleep(delay).await;
+                        tokio::time::sleep(backoff.failed()).await;
                     }
                 }
             };

@@ -83,7 +83,7 @@ struct Link {
     inflight: HashMap<u32, Inflight>,
 }
 
-pub use crate::clock::backoff_delay;
+pub use crate::clock::{backoff_delay, Backoff};
 
 async fn write_msg<W: AsyncWrite + Unpin>(wr: &mut W, msg: &ToRadio) -> Result<(), String> {
     let bytes = framing::encode_message(msg).map_err(|e| e.to_string())?;
@@ -105,17 +105,17 @@ async fn write_bytes<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> Result<
 impl Link {
     async fn run(mut self) {
         let endpoint = self.opts.endpoint.clone();
-        let mut failures: u32 = 0;
+        let mut backoff = Backoff::new(self.opts.backoff_min, self.opts.backoff_max);
         loop {
             if *self.stop.borrow() {
                 return;
             }
-            if failures == 0 {
+            if backoff.failures() == 0 {
                 info!("Connecting to the radio ({endpoint})");
             } else {
                 info!(
                     "Reconnecting to the radio ({endpoint}), attempt {}",
-                    failures + 1
+                    backoff.failures() + 1
                 );
             }
             let connected = tokio::select! {
@@ -136,10 +136,10 @@ impl Link {
                 End::Lost(reason) => reason,
             };
             if was_ready {
-                failures = 0;
+                backoff.reset();
             }
             let retrying = self.opts.reconnect;
-            let delay = backoff_delay(failures, self.opts.backoff_min, self.opts.backoff_max);
+            let delay = backoff.failed();
             if retrying {
                 warn!(
                     "Radio link ({endpoint}) lost: {reason}; retrying in {:.1}s",
@@ -155,7 +155,6 @@ impl Link {
             if !retrying {
                 return;
             }
-            failures = failures.saturating_add(1);
             tokio::select! {
                 _ = sleep(delay) => {}
                 _ = self.stop.changed() => return,

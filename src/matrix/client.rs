@@ -22,7 +22,7 @@ use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
 use super::stores::HeldBack;
 use super::sync::{
-    is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, Shared, Syncer,
+    is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, SyncShared, Syncer,
 };
 use crate::clock::Backoff;
 
@@ -207,7 +207,7 @@ pub async fn start(
 
     let rooms = resolve_rooms(&client, &opts.rooms).await?;
     let (tx, rx) = mpsc::channel(opts.event_queue.max(1));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(SyncShared {
         rooms: rooms.iter().cloned().collect(),
         tx: tx.clone(),
         pending: Mutex::new(VecDeque::new()),
@@ -378,7 +378,7 @@ pub async fn start(
     ))
 }
 
-async fn on_invite(s: &Shared, ev: StrippedRoomMemberEvent, room: Room, client: Client) {
+async fn on_invite(s: &SyncShared, ev: StrippedRoomMemberEvent, room: Room, client: Client) {
     if Some(ev.state_key.as_ref()) != client.user_id() || room.state() != RoomState::Invited {
         return;
     }

@@ -33,7 +33,7 @@ pub struct Outgoing {
 
 /// Why a send did not work.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SendError {
+pub enum MatrixSendError {
     /// The homeserver refused it (forbidden, unknown room, too large...): trying again will not
     /// help.
     Refused(String),
@@ -72,21 +72,25 @@ impl Sender {
 }
 
 /// Sends one event now. `e2ee`: `matrix.e2ee.enabled` (when false, encrypted rooms are refused).
-pub async fn send_once(client: &Client, o: &Outgoing, e2ee: bool) -> Result<String, SendError> {
+pub async fn send_once(
+    client: &Client,
+    o: &Outgoing,
+    e2ee: bool,
+) -> Result<String, MatrixSendError> {
     let rid = <&RoomId>::try_from(o.room_id.as_str())
-        .map_err(|e| SendError::Refused(format!("room id {}: {e}", o.room_id)))?;
+        .map_err(|e| MatrixSendError::Refused(format!("room id {}: {e}", o.room_id)))?;
     let room = client
         .get_room(rid)
-        .ok_or_else(|| SendError::Refused(format!("not in room {}", o.room_id)))?;
+        .ok_or_else(|| MatrixSendError::Refused(format!("not in room {}", o.room_id)))?;
     if !e2ee && is_encrypted(&room).await {
-        return Err(SendError::Refused(format!(
+        return Err(MatrixSendError::Refused(format!(
             "{} is encrypted and matrix.e2ee.enabled is false",
             o.room_id
         )));
     }
     let raw: Raw<AnyMessageLikeEventContent> = Raw::from_json(
         serde_json::value::RawValue::from_string(o.content.clone())
-            .map_err(|e| SendError::Refused(format!("content is not JSON: {e}")))?,
+            .map_err(|e| MatrixSendError::Refused(format!("content is not JSON: {e}")))?,
     );
     let txn = <&TransactionId>::from(o.txn_id.as_str());
     match room
@@ -100,9 +104,9 @@ pub async fn send_once(client: &Client, o: &Outgoing, e2ee: bool) -> Result<Stri
             let why = e.to_string();
             match e.client_api_error_kind() {
                 None | Some(ErrorKind::LimitExceeded(_)) | Some(ErrorKind::Unknown) => {
-                    Err(SendError::Transient(why))
+                    Err(MatrixSendError::Transient(why))
                 }
-                Some(_) => Err(SendError::Refused(why)),
+                Some(_) => Err(MatrixSendError::Refused(why)),
             }
         }
     }
@@ -132,14 +136,14 @@ pub fn spawn(
                             event_id,
                         };
                     }
-                    Err(SendError::Refused(reason)) => {
+                    Err(MatrixSendError::Refused(reason)) => {
                         warn!(
                             "Matrix refused a message for {}: {reason}; dropped",
                             o.room_id
                         );
                         break MatrixEvent::SendFailed { id: o.id, reason };
                     }
-                    Err(SendError::Transient(why)) => {
+                    Err(MatrixSendError::Transient(why)) => {
                         // One warning per outage, then quiet retries.
                         if backoff.failures() == 0 {
                             warn!(

@@ -56,7 +56,7 @@ pub fn sync_filter(rooms: &[OwnedRoomId], own: &UserId, timeline_limit: u32) -> 
 }
 
 /// Everything the sync loop shares with the key-arrival tasks.
-pub(super) struct Shared {
+pub(super) struct SyncShared {
     pub rooms: HashSet<OwnedRoomId>,
     pub tx: mpsc::Sender<MatrixEvent>,
     /// Undecryptable events: (room, raw event, session id).
@@ -84,7 +84,7 @@ pub(super) struct Syncer {
     /// Rooms joined before the response being read: a limited timeline there is a gap (for a
     /// room just joined it is only older history).
     seen: HashSet<OwnedRoomId>,
-    shared: Arc<Shared>,
+    shared: Arc<SyncShared>,
     backfill: Backfill,
 }
 
@@ -95,7 +95,7 @@ impl Syncer {
         client: Client,
         settings: SyncSettings,
         since: Option<String>,
-        shared: Arc<Shared>,
+        shared: Arc<SyncShared>,
         backfill: Backfill,
     ) -> Syncer {
         let token = match since {
@@ -225,7 +225,7 @@ impl Syncer {
     }
 }
 
-async fn deliver(s: &Shared, room: &Room, mut incoming: Incoming) {
+async fn deliver(s: &SyncShared, room: &Room, mut incoming: Incoming) {
     let sender = incoming.sender().to_string();
     if let Ok(uid) = <&UserId>::try_from(sender.as_str()) {
         if let Ok(Some(member)) = room.get_member_no_sync(uid).await {
@@ -237,7 +237,7 @@ async fn deliver(s: &Shared, room: &Room, mut incoming: Incoming) {
     }
 }
 
-async fn on_timeline_event(s: &Shared, room: &Room, ev: &TimelineEvent) {
+async fn on_timeline_event(s: &SyncShared, room: &Room, ev: &TimelineEvent) {
     let json = match serde_json::from_str::<Value>(ev.raw().json().get()) {
         Ok(json) => json,
         Err(e) => {
@@ -300,7 +300,7 @@ pub(super) enum Retry {
 
 /// Decrypts what waited for `which` and hands it to the relay (followed by a token-less
 /// [`MatrixEvent::Synced`], so the relay saves it at once).
-pub(super) async fn retry_pending(s: &Shared, client: &Client, which: &Retry) {
+pub(super) async fn retry_pending(s: &SyncShared, client: &Client, which: &Retry) {
     let ready: Vec<_> = {
         let mut pending = s.pending.lock().unwrap();
         let (ready, keep): (Vec<_>, Vec<_>) =

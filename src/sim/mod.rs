@@ -145,7 +145,7 @@ pub enum AckMode {
     Silent,
 }
 
-struct Shared {
+struct SimShared {
     config: Mutex<SimConfig>,
     /// Frames sent to every connected client.
     outbound: broadcast::Sender<Arc<[u8]>>,
@@ -165,7 +165,7 @@ struct Shared {
 /// The simulated radio. Cheap to clone; all clones drive the same radio.
 #[derive(Clone)]
 pub struct Simulator {
-    shared: Arc<Shared>,
+    shared: Arc<SimShared>,
 }
 
 impl Simulator {
@@ -174,7 +174,7 @@ impl Simulator {
         let (events, _) = broadcast::channel(4096);
         let (drop_clients, _) = broadcast::channel(4);
         Simulator {
-            shared: Arc::new(Shared {
+            shared: Arc::new(SimShared {
                 config: Mutex::new(config),
                 outbound,
                 events,

@@ -133,7 +133,7 @@ pub fn nodes(table: &Nodes, my_node: u32, now: u32) -> String {
 fn median(v: &mut [f32]) -> f32 {
     v.sort_by(f32::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 0 {
+    if v.len().is_multiple_of(2) {
         (v[m - 1] + v[m]) / 2.0
     } else {
         v[m]

@@ -29,7 +29,7 @@ use crate::mesh::session::TextMessage;
 use crate::service::health::HealthListener;
 use crate::store::Store;
 
-use super::state::{STAGE_MAX, SYNC_TOKEN};
+use super::state::{Handoff, SYNC_TOKEN};
 
 /// Reads and checks the config; logs one warning per ignored key.
 pub fn load_config(file: &Path, home: &Path) -> Result<RelayConfig, String> {
@@ -142,7 +142,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             user_id: mx.user_id().to_string(),
             display_name: bot_display_name(&mx).await,
         };
-        let mapped: Vec<u32> = r.rules.rooms.iter().map(|(_, c)| *c).collect();
+        let mapped = r.mapped_channels();
         let active = cfg
             .plugins
             .all()
@@ -178,12 +178,12 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
 
     loop {
         // Packets for Matrix are saved once the radio's burst is read (or every STAGE_MAX).
-        if link_events.is_empty() || r.staged.len() >= STAGE_MAX {
+        if link_events.is_empty() || r.staging_full() {
             r.save_staged();
         }
         // Hand the next outbox message to the radio when it can take one.
         if inflight.is_none() && radio_ready {
-            if let Some((id, item)) = r.outbox.front().cloned() {
+            if let Some((id, item)) = r.next_for_mesh() {
                 let msg = TextMessage {
                     channel: item.channel,
                     to: item.to,
@@ -201,10 +201,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                     }
                     Err(e) => {
                         warn!("Dropping a message for the mesh: {e}");
-                        r.outbox.pop_front();
-                        if let Err(e) = r.store.outbox_delete(id) {
-                            warn!("outbox: {e}");
-                        }
+                        r.mesh_handoff(id, Handoff::Dropped);
                     }
                 }
             }
@@ -214,7 +211,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             notifier.ready("Relaying between the radio and Matrix");
             info!("Relaying: the radio and Matrix are both connected");
         }
-        let due = r.deferred.due;
+        let due = r.write_due();
         tokio::select! {
             _ = &mut stop => break,
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
@@ -255,37 +252,19 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                         true
                     }
                 };
-                if delivered {
-                    r.outbox.pop_front();
-                    if let Err(e) = r.store.outbox_delete(f.outbox_id) {
-                        warn!("outbox: {e}");
-                    }
-                    r.n.to_mesh += 1;
-                }
+                r.mesh_handoff(f.outbox_id, if delivered { Handoff::Taken } else { Handoff::Retry });
             }
             ev = link_events.recv() => match ev {
                 None => break,
                 Some(LinkEvent::Ready(info)) => {
                     radio_ready = true;
                     r.on_radio_ready(&info);
-                    for node in info.nodes.sorted() {
-                        if let Err(e) = r.store.save_names(node.num, &node.long_name, &node.short_name) {
-                            warn!("saving node names: {e}");
-                        }
-                    }
                 }
                 Some(LinkEvent::Disconnected { reason, .. }) => {
                     radio_ready = false;
                     r.on_radio_lost(&reason);
                 }
-                Some(LinkEvent::NodeUpdated(node)) => {
-                    if let Some(b) = &mut r.bot {
-                        b.nodes.update(&node);
-                    }
-                    if let Err(e) = r.store.save_names(node.num, &node.long_name, &node.short_name) {
-                        warn!("saving node names: {e}");
-                    }
-                }
+                Some(LinkEvent::NodeUpdated(node)) => r.on_node(&node),
                 Some(LinkEvent::Packet(p)) => r.stage_packet(&p),
             },
             ev = mx_events.recv() => match ev {
@@ -301,25 +280,8 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         }
     }
 
-    r.save_staged();
     notifier.stopping();
-    // Messages of a sync that did not finish are not saved: the next start reads it again.
-    r.deferred.last_rx_time = Some(r.threshold);
-    r.flush();
-    let n = &r.n;
-    info!(
-        "Shutting down: {} message(s) relayed to Matrix, {} to the mesh, {} dropped (queue full), \
-         {} refused by the homeserver, {} skipped as old, {} duplicates; {} waiting for the radio, \
-         {} for the homeserver",
-        n.to_matrix,
-        n.to_mesh,
-        n.dropped_full,
-        n.refused,
-        n.skipped_old,
-        n.duplicates,
-        r.outbox.len(),
-        r.to_matrix.len()
-    );
+    info!("Shutting down: {}", r.finish());
     radio.stop();
     mx.stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), link_task).await;

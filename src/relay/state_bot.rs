@@ -44,14 +44,12 @@ impl Relay {
         }
     }
 
-    /// The radio finished its handshake.
+    /// The radio finished its handshake: its node database is saved and given to the bot.
     pub(super) fn on_radio_ready(&mut self, info: &RadioInfo) {
         self.my_node = info.my_node_num;
         self.radio = Ok(Instant::now());
-        if let Some(b) = &mut self.bot {
-            for node in info.nodes.sorted() {
-                b.nodes.update(node);
-            }
+        for node in info.nodes.sorted() {
+            self.on_node(node);
         }
     }
 

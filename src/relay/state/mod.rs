@@ -575,5 +575,8 @@ impl Relay {
     }
 }
 
+mod radio;
+pub(super) use radio::Handoff;
+
 #[cfg(test)]
 mod tests;

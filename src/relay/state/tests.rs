@@ -469,3 +469,45 @@ fn telemetry_waits_for_a_write_at_most_ten_minutes_and_is_read_back() {
     assert_eq!(b.history.len(), 1);
     assert!(b.history.pending.is_empty());
 }
+
+#[test]
+fn the_outbox_hands_its_oldest_message_to_the_radio_and_keeps_it_until_taken() {
+    let mut f = fixture(16, false);
+    f.relay.on_incoming(&matrix_text("$a", "first"));
+    f.relay.on_incoming(&matrix_text("$b", "second"));
+    f.relay.on_incoming(&matrix_text("$c", "third"));
+    f.relay.on_synced(Some("s1".into()));
+
+    // Not taken (the link dropped before the radio accepted it): the same message again.
+    let (id, item) = f.relay.next_for_mesh().unwrap();
+    assert_eq!(item.text, "Berna[M]: first");
+    f.relay.mesh_handoff(id, Handoff::Retry);
+    let (again, item_again) = f.relay.next_for_mesh().unwrap();
+    assert_eq!((again, &item_again.packet_id), (id, &item.packet_id));
+    assert_eq!(f.relay.store.outbox().len(), 3);
+
+    // Taken: it leaves the outbox, in memory and on disk, and is counted.
+    f.relay.mesh_handoff(id, Handoff::Taken);
+    assert_eq!(f.relay.n.to_mesh, 1);
+    let (id2, item2) = f.relay.next_for_mesh().unwrap();
+    assert_eq!(item2.text, "Berna[M]: second");
+    // A stale report for the message already gone changes nothing.
+    f.relay.mesh_handoff(id, Handoff::Taken);
+    assert_eq!(f.relay.next_for_mesh().unwrap().0, id2);
+
+    // Refused for good: dropped, not counted as relayed.
+    f.relay.mesh_handoff(id2, Handoff::Dropped);
+    assert_eq!(f.relay.n.to_mesh, 1);
+    let summary = f.relay.finish();
+    assert!(summary.contains("1 to the mesh"), "{summary}");
+    assert!(summary.contains("1 waiting for the radio"), "{summary}");
+
+    // After a restart only the message never taken is there, with its packet id.
+    let (id3, item3) = f.relay.next_for_mesh().unwrap();
+    drop(f.relay);
+    let (relay, _sent) = reopen(&f.path, 16, false);
+    let (rid, ritem) = relay.next_for_mesh().unwrap();
+    assert_eq!((rid, ritem.text.as_str()), (id3, "Berna[M]: third"));
+    assert_eq!(ritem.packet_id, item3.packet_id);
+    assert_eq!(relay.outbox.len(), 1);
+}

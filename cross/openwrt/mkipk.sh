@@ -3,7 +3,7 @@
 #
 #   cross/openwrt/mkipk.sh BINARY ARCH [OUTDIR]
 #
-# BINARY is a stripped mmrelay for the router (musl builds for OpenWrt: see README), ARCH the
+# BINARY is a static mmrelay for the router (cross/build.sh aarch64-musl or armv7-musl), ARCH the
 # package architecture opkg expects on the router (`opkg print-architecture`), for example
 # aarch64_cortex-a53 or arm_cortex-a7_neon-vfpv4. The package installs /usr/bin/mmrelay and the
 # procd script /etc/init.d/mmrelay; config and state live in /etc/mmrelay (not part of the package, so kept on upgrade and removal).
@@ -28,7 +28,7 @@ size=$(du -sk --apparent-size "$tmp/data" | cut -f1)
 cat > "$tmp/control/control" <<TEXT
 Package: mmrelay
 Version: $version-1
-Depends: libc
+Depends: ca-bundle
 License: GPL-3.0-or-later
 Section: net
 Architecture: $arch

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use mmrelay::mesh::framing::{self, Decoder, Event};
 use mmrelay::mesh::proto::*;
-use mmrelay::mesh::session::{self, Output, Session, TextMessage};
+use mmrelay::mesh::radio::{self, Output, RadioSession, TextMessage};
 use prost::Message;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -161,9 +161,9 @@ fn from_radio_fields_decode_to_the_written_values() {
 
 #[test]
 fn packets_decode_and_feed_the_session() {
-    let mut s = Session::new(10);
+    let mut s = RadioSession::new(10);
     let now = 1_800_000_000;
-    let out = |s: &mut Session, name: &str| s.on_message(from(name), now).unwrap();
+    let out = |s: &mut RadioSession, name: &str| s.on_message(from(name), now).unwrap();
 
     let Output::Packet(p) = out(&mut s, "packet_text") else {
         panic!()
@@ -274,10 +274,10 @@ fn what_we_send_equals_what_the_python_package_sends() {
         to("packet_reaction_dm").1
     );
 
-    assert_eq!(enc(&session::heartbeat()), to("heartbeat").1);
-    assert_eq!(enc(&session::disconnect()), to("disconnect").1);
+    assert_eq!(enc(&radio::heartbeat()), to("heartbeat").1);
+    assert_eq!(enc(&radio::disconnect()), to("disconnect").1);
     assert_eq!(
-        enc(&Session::new(1).start(3735928559)),
+        enc(&RadioSession::new(1).start(3735928559)),
         to("want_config_id").1
     );
     let (hb, _) = to("heartbeat_nonce");
@@ -293,5 +293,5 @@ fn newer_firmware_messages_decode_without_error() {
     let msg: FromRadio = decode_stream(&bytes);
     assert_eq!(msg.id, 99);
     assert_eq!(msg.payload, None);
-    assert_eq!(Session::new(1).on_message(msg, 0), None);
+    assert_eq!(RadioSession::new(1).on_message(msg, 0), None);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use mmrelay::mesh::link::{LinkEvent, SendOutcome};
 use mmrelay::mesh::proto::BROADCAST;
-use mmrelay::mesh::session::TextMessage;
+use mmrelay::mesh::radio::TextMessage;
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{SimConfig, SimEvent, SimText, Simulator};
 

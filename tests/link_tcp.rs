@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use mmrelay::mesh::link::{LinkEvent, SendError, SendOutcome};
 use mmrelay::mesh::proto::{ChannelRole, PortNum, BROADCAST};
-use mmrelay::mesh::session::TextMessage;
+use mmrelay::mesh::radio::TextMessage;
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{command, AckMode, SimConfig, SimEvent, SimNode, SimText};
 

@@ -2,7 +2,7 @@
 
 use mmrelay::mesh::framing::{self, Decoder, Event};
 use mmrelay::mesh::proto::*;
-use mmrelay::mesh::session::Session;
+use mmrelay::mesh::radio::RadioSession;
 use proptest::prelude::*;
 use prost::Message;
 
@@ -141,7 +141,7 @@ proptest! {
         if let Ok(m) = FromRadio::decode(bytes.as_slice()) {
             // Whatever decodes re-encodes, and the session takes it without panicking.
             let _ = m.encode_to_vec();
-            let mut s = Session::new(8);
+            let mut s = RadioSession::new(8);
             s.start(5);
             let _ = s.on_message(m, 0);
         }

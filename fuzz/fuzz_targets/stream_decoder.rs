@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use mmrelay::mesh::framing::{Decoder, Event, MAX_FRAME};
 use mmrelay::mesh::proto::FromRadio;
-use mmrelay::mesh::session::Session;
+use mmrelay::mesh::radio::RadioSession;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     // The first byte picks the read size, so frames are cut at every kind of place.
     let chunk = usize::from(split).max(1);
     let mut dec: Decoder<FromRadio> = Decoder::new();
-    let mut session = Session::new(16);
+    let mut session = RadioSession::new(16);
     session.start(1);
     let mut msgs = Vec::new();
     for piece in rest.chunks(chunk) {

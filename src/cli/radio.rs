@@ -13,7 +13,7 @@ use crate::clock::unix_now;
 use crate::mesh::display::describe_packet;
 use crate::mesh::link::{self, LinkEvent, LinkHandle, LinkOptions};
 use crate::mesh::proto::BROADCAST;
-use crate::mesh::session::{node_id, parse_node_id, RadioInfo, TextMessage};
+use crate::mesh::radio::{node_id, parse_node_id, RadioInfo, TextMessage};
 use crate::mesh::transport::Endpoint;
 
 #[derive(Debug, Clone, Args)]

@@ -4,7 +4,7 @@
 use prost::Message;
 
 use super::proto::{self, telemetry, text, PortNum, Position, Telemetry, User};
-use super::session::node_id;
+use super::radio::node_id;
 
 /// One line describing a packet.
 pub fn describe_packet(prefix: &str, p: &proto::MeshPacket) -> String {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::mesh::proto::{telemetry, DeviceMetrics, MeshPacket, PortNum, Telemetry};
-use crate::mesh::session::NodeEntry;
+use crate::mesh::radio::NodeEntry;
 use prost::Message;
 
 /// Nodes kept at most.
@@ -137,7 +137,7 @@ impl Nodes {
     /// The node `key` names: `!a1b2c3d4`, a node number, or a short or long name (any case).
     pub fn find(&self, key: &str) -> Option<&Node> {
         let key = key.trim();
-        if let Some(num) = crate::mesh::session::parse_node_id(key) {
+        if let Some(num) = crate::mesh::radio::parse_node_id(key) {
             if let Some(n) = self.nodes.get(&num) {
                 return Some(n);
             }

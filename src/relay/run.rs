@@ -25,7 +25,7 @@ use crate::matrix::credentials::MatrixPaths;
 use crate::matrix::event::MatrixEvent;
 use crate::matrix::session::LoginParams;
 use crate::mesh::link::{self, LinkEvent, LinkOptions, PendingSend, SendOutcome};
-use crate::mesh::session::TextMessage;
+use crate::mesh::radio::TextMessage;
 use crate::service::health::HealthListener;
 use crate::store::Store;
 

@@ -16,7 +16,7 @@ use super::telemetry::SLOT_SECS;
 use crate::clock::now_ms;
 use crate::matrix::content::{IncomingMessage, MessageKind};
 use crate::mesh::proto::{MeshPacket, DATA_PAYLOAD_LEN};
-use crate::mesh::session::RadioInfo;
+use crate::mesh::radio::RadioInfo;
 use crate::store::{Changes, MatrixOutItem, OutItem};
 
 /// New telemetry samples wait at most this long for a write they can join.
@@ -100,7 +100,7 @@ impl Relay {
             reply_id: answer.reply_id,
             event_id: None,
             room_id: None,
-            packet_id: crate::mesh::session::random_packet_id(),
+            packet_id: crate::mesh::radio::random_packet_id(),
             to: answer.to,
         };
         let mut c = Changes {

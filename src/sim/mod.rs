@@ -29,7 +29,7 @@ use crate::mesh::proto::{
     MeshPacket, MyNodeInfo, NodeInfo, PortNum, Position, QueueStatus, Routing, SecurityConfig,
     Telemetry, ToRadio, User,
 };
-use crate::mesh::session::{node_id, parse_node_id};
+use crate::mesh::radio::{node_id, parse_node_id};
 
 /// How many received packets the simulator remembers.
 const RECORD_LIMIT: usize = 1000;

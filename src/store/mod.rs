@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::mesh::proto::BROADCAST;
-use crate::mesh::session::node_id;
+use crate::mesh::radio::node_id;
 
 pub mod telemetry;
 pub use telemetry::Sample;

@@ -9,7 +9,7 @@ pub mod synapse;
 use std::time::Duration;
 
 use mmrelay::mesh::link::{self, LinkEvent, LinkHandle, LinkOptions};
-use mmrelay::mesh::session::RadioInfo;
+use mmrelay::mesh::radio::RadioInfo;
 use mmrelay::mesh::transport::Endpoint;
 use mmrelay::sim::{SimConfig, SimEvent, Simulator};
 use tokio::sync::{broadcast, mpsc};

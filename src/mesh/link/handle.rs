@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::mesh::proto::{self, MeshPacket};
-use crate::mesh::session::{self, BuildError, NodeEntry, RadioInfo, TextMessage};
+use crate::mesh::radio::{self, BuildError, NodeEntry, RadioInfo, TextMessage};
 use crate::mesh::transport::Endpoint;
 
 /// How the link behaves. [`LinkOptions::new`] gives the defaults.
@@ -186,11 +186,11 @@ impl LinkHandle {
         id: Option<u32>,
     ) -> Result<(Request, PendingSend), SendError> {
         // Validate now, so the caller learns of a bad message at once.
-        msg.to_packet(1, session::DEFAULT_HOP_LIMIT)
+        msg.to_packet(1, radio::DEFAULT_HOP_LIMIT)
             .map_err(SendError::Invalid)?;
         let id = id
             .filter(|i| *i != 0)
-            .unwrap_or_else(session::random_packet_id);
+            .unwrap_or_else(radio::random_packet_id);
         let (reply, rx) = oneshot::channel();
         let (taken, taken_rx) = oneshot::channel();
         Ok((

@@ -19,7 +19,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 
 use super::framing::{self, Decoder, Event as FrameEvent, WAKE_UP};
 use super::proto::{self, text, to_radio, FromRadio, ToRadio};
-use super::session::{self, node_id, Output, Session};
+use super::radio::{self, node_id, Output, RadioSession};
 use super::transport;
 
 /// Packets sent but not yet answered, at most.
@@ -42,7 +42,7 @@ pub fn spawn(opts: LinkOptions) -> (LinkHandle, mpsc::Receiver<LinkEvent>, JoinH
     let (events, events_rx) = mpsc::channel(256);
     let (stop_tx, stop) = watch::channel(false);
     let link = Link {
-        session: Session::new(opts.max_nodes),
+        session: RadioSession::new(opts.max_nodes),
         decoder: Decoder::new(),
         opts,
         events,
@@ -75,7 +75,7 @@ enum End {
 
 struct Link {
     opts: LinkOptions,
-    session: Session,
+    session: RadioSession,
     decoder: Decoder<FromRadio>,
     events: mpsc::Sender<LinkEvent>,
     requests: mpsc::Receiver<Request>,
@@ -209,7 +209,7 @@ impl Link {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => {
-                    let _ = write_msg(&mut wr, &session::disconnect()).await;
+                    let _ = write_msg(&mut wr, &radio::disconnect()).await;
                     return End::Stopped;
                 }
                 r = rd.read(&mut buf) => match r {
@@ -239,14 +239,14 @@ impl Link {
                 _ = sleep_until(next_heartbeat) => {
                     next_heartbeat = Instant::now() + self.opts.heartbeat_interval;
                     debug!("sending heartbeat");
-                    if let Err(e) = write_msg(&mut wr, &session::heartbeat()).await {
+                    if let Err(e) = write_msg(&mut wr, &radio::heartbeat()).await {
                         return End::Lost(e);
                     }
                 }
                 _ = sleep_until(last_poll + QUEUE_POLL), if queue_free == Some(0) => {
                     last_poll = Instant::now();
                     debug!("radio queue full; asking for its status");
-                    if let Err(e) = write_msg(&mut wr, &session::heartbeat()).await {
+                    if let Err(e) = write_msg(&mut wr, &radio::heartbeat()).await {
                         return End::Lost(e);
                     }
                 }
@@ -257,7 +257,7 @@ impl Link {
                 req = self.requests.recv(), if send_now => {
                     let Some(req) = req else {
                         // Every handle is gone: nobody can use the link any more.
-                        let _ = write_msg(&mut wr, &session::disconnect()).await;
+                        let _ = write_msg(&mut wr, &radio::disconnect()).await;
                         return End::Stopped;
                     };
                     if let Err(e) = self.send(&mut wr, req).await {

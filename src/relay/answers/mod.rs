@@ -5,7 +5,7 @@
 use super::commands::WORDS;
 use super::nodes::{hw_model_name, Node, Nodes};
 use super::telemetry::{History, Metric};
-use crate::mesh::session::node_id;
+use crate::mesh::radio::node_id;
 
 /// Lines of `!nodes` at most (the rest is counted).
 pub const MAX_NODE_LINES: usize = 100;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::mesh::proto::DeviceMetrics;
-use crate::mesh::session::NodeEntry;
+use crate::mesh::radio::NodeEntry;
 
 const NOW: u32 = 1_700_000_000;
 

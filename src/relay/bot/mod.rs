@@ -13,7 +13,7 @@ use super::telemetry::History;
 use crate::config::relay::plugins::{Plugin, PluginsConfig};
 use crate::matrix::content::IncomingMessage;
 use crate::mesh::proto::BROADCAST;
-use crate::mesh::session::node_id;
+use crate::mesh::radio::node_id;
 
 /// An answer for the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::matrix::content::{Incoming, MessageKind};
 use crate::mesh::proto::{PortNum, BROADCAST, DATA_PAYLOAD_LEN};
-use crate::mesh::session::node_id;
+use crate::mesh::radio::node_id;
 pub use crate::store::{MapEntry, Names};
 
 /// The rules' settings (from the config, with room ids resolved).

@@ -12,7 +12,7 @@ use super::rules::{MapEntry, MeshText, Names, Rules, Skip};
 use crate::clock::now_ms;
 use crate::matrix::sender::{Outgoing, Sender};
 use crate::mesh::proto::{text, PortNum};
-use crate::mesh::session::node_id;
+use crate::mesh::radio::node_id;
 use crate::store::{Changes, MatrixOutItem, OutItem, Store};
 
 /// Packet ids remembered to drop duplicates.
@@ -482,7 +482,7 @@ impl Relay {
                     reply_id: out.reply_id,
                     event_id: Some(event_id.clone()),
                     room_id: Some(room_id.clone()),
-                    packet_id: crate::mesh::session::random_packet_id(),
+                    packet_id: crate::mesh::radio::random_packet_id(),
                     to: crate::mesh::proto::BROADCAST,
                 });
             }

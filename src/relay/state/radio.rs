@@ -6,7 +6,7 @@ use log::warn;
 use tokio::time::Instant;
 
 use super::{Relay, STAGE_MAX};
-use crate::mesh::session::NodeEntry;
+use crate::mesh::radio::NodeEntry;
 use crate::store::OutItem;
 
 /// What became of the message handed to the radio.

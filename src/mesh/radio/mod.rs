@@ -237,7 +237,7 @@ impl RadioInfo {
 pub enum Output {
     /// The handshake finished: the session is ready.
     ConfigComplete,
-    /// The radio rebooted: the caller must send [`Session::start`]'s message again.
+    /// The radio rebooted: the caller must send [`RadioSession::start`]'s message again.
     Rebooted,
     /// A packet from the mesh (already used to update the node database).
     Packet(MeshPacket),
@@ -263,14 +263,14 @@ enum Phase {
 
 /// The host side of one radio session.
 #[derive(Debug)]
-pub struct Session {
+pub struct RadioSession {
     phase: Phase,
     info: RadioInfo,
 }
 
-impl Session {
+impl RadioSession {
     pub fn new(max_nodes: usize) -> Self {
-        Session {
+        RadioSession {
             phase: Phase::Idle,
             info: RadioInfo::new(max_nodes),
         }

@@ -18,7 +18,7 @@ fn user(long: &str, short: &str) -> User {
 
 #[test]
 fn handshake_collects_everything_until_matching_nonce() {
-    let mut s = Session::new(100);
+    let mut s = RadioSession::new(100);
     let req = s.start(1234);
     assert_eq!(req.payload, Some(to_radio::Payload::WantConfigId(1234)));
     use from_radio::Payload as P;
@@ -99,7 +99,7 @@ fn handshake_collects_everything_until_matching_nonce() {
 
 #[test]
 fn reserved_and_zero_nonces_are_avoided() {
-    let mut s = Session::new(4);
+    let mut s = RadioSession::new(4);
     for n in [0, 69420, 69421] {
         let nonce = match s.start(n).payload {
             Some(to_radio::Payload::WantConfigId(x)) => x,
@@ -113,7 +113,7 @@ fn reserved_and_zero_nonces_are_avoided() {
 
 #[test]
 fn rebooted_requires_a_new_handshake() {
-    let mut s = Session::new(4);
+    let mut s = RadioSession::new(4);
     s.start(5);
     s.on_message(fr(from_radio::Payload::ConfigCompleteId(5)), 0);
     assert!(s.is_ready());
@@ -141,7 +141,7 @@ fn packet(from: u32, portnum: PortNum, payload: Vec<u8>, request_id: u32) -> Mes
 
 #[test]
 fn routing_answers_are_matched_by_request_id() {
-    let mut s = Session::new(4);
+    let mut s = RadioSession::new(4);
     let ok = Routing {
         variant: Some(proto::routing::Variant::ErrorReason(0)),
     };
@@ -166,7 +166,7 @@ fn routing_answers_are_matched_by_request_id() {
 
 #[test]
 fn nodeinfo_packets_name_unknown_senders_and_text_updates_last_heard() {
-    let mut s = Session::new(4);
+    let mut s = RadioSession::new(4);
     let t = packet(0x33, PortNum::TextMessageApp, b"hi".to_vec(), 0);
     assert!(matches!(
         s.on_message(fr(from_radio::Payload::Packet(t)), 1000),
@@ -192,7 +192,7 @@ fn nodeinfo_packets_name_unknown_senders_and_text_updates_last_heard() {
 
 #[test]
 fn node_db_is_bounded_and_evicts_the_longest_unheard() {
-    let mut s = Session::new(3);
+    let mut s = RadioSession::new(3);
     for (num, heard) in [(1, 50), (2, 10), (3, 30), (4, 40)] {
         let t = packet(num, PortNum::TextMessageApp, vec![], 0);
         s.on_message(fr(from_radio::Payload::Packet(t)), heard);
@@ -204,7 +204,7 @@ fn node_db_is_bounded_and_evicts_the_longest_unheard() {
 
 #[test]
 fn long_names_are_cut_at_char_boundaries() {
-    let mut s = Session::new(3);
+    let mut s = RadioSession::new(3);
     let long = "\u{00e9}".repeat(40); // 80 bytes
     let ni = packet(9, PortNum::NodeinfoApp, user(&long, "x").encode_to_vec(), 0);
     s.on_message(fr(from_radio::Payload::Packet(ni)), 1);

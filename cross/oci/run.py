@@ -59,6 +59,8 @@ def main(argv):
               f'{tools["mount"]} --bind "$data" "$root/data" || exit 125; '
               f'exec {tools["chroot"]} --userspec="$user" "$root" "$@"')
     with tempfile.TemporaryDirectory() as rootfs:
+        # A container's / is 0755 whatever the layers hold; the image's user must reach it.
+        os.chmod(rootfs, 0o755)
         for layer in manifest["layers"]:
             with tarfile.open(blob(layout, layer["digest"])) as tar:
                 tar.extractall(rootfs, numeric_owner=True, filter="fully_trusted")

@@ -130,6 +130,11 @@ const KNOWN: &[&str] = &[
     "database.msg_map.msgs_to_keep",
 ];
 
+/// Whether `path` (as `meshtastic.host` or `plugins.ping.active`) is a key mmrelay reads.
+fn is_known_key(path: &str) -> bool {
+    KNOWN.contains(&path) || plugins::is_known(path)
+}
+
 /// A config problem, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -217,7 +222,7 @@ fn read_part<T>(
     env: &dyn Fn(&str) -> Option<String>,
     part: impl FnOnce(&mut Reader<'_>) -> T,
 ) -> Result<T, Vec<Problem>> {
-    let (mut r, _) = Reader::new(text, env)?;
+    let (mut r, _) = Reader::new(text, env, &is_known_key)?;
     let value = part(&mut r);
     r.done(value)
 }
@@ -242,7 +247,7 @@ pub fn load_relay_config(
     home: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, Vec<Problem>> {
-    let (mut r, ignored) = Reader::new(text, env)?;
+    let (mut r, ignored) = Reader::new(text, env, &is_known_key)?;
     let homeserver = r.string("matrix.homeserver");
     let bot_user_id = r.string("matrix.bot_user_id");
     let password = r.string("matrix.password");

@@ -4,7 +4,7 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::super::locate::{line_of, path as key_path};
-use super::{Problem, ENV_OVERRIDES, KNOWN};
+use super::{Problem, ENV_OVERRIDES};
 
 pub(super) struct Reader<'a> {
     pub(super) text: &'a str,
@@ -128,7 +128,7 @@ impl Reader<'_> {
 }
 
 /// Adds to `out` each key under `v` (at `prefix`) that mmrelay does not use.
-fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
+fn walk_unknown(v: &Value, prefix: &str, known: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
     match v {
         Value::Mapping(m) => {
             for (k, child) in m {
@@ -138,8 +138,8 @@ fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                if KNOWN.contains(&path.as_str()) || super::plugins::is_known(&path) {
-                    walk_unknown(child, &path, out);
+                if known(&path) {
+                    walk_unknown(child, &path, known, out);
                 } else {
                     out.push(path);
                 }
@@ -147,7 +147,7 @@ fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
         }
         Value::Sequence(items) => {
             for item in items {
-                walk_unknown(item, &format!("{prefix}[]"), out);
+                walk_unknown(item, &format!("{prefix}[]"), known, out);
             }
         }
         _ => {}
@@ -155,11 +155,12 @@ fn walk_unknown(v: &Value, prefix: &str, out: &mut Vec<String>) {
 }
 
 impl<'t> Reader<'t> {
-    /// Parses `text` and applies the environment overrides; also lists the keys mmrelay does
-    /// not use.
+    /// Parses `text` and applies the environment overrides; also lists the keys for which
+    /// `known` is false (those mmrelay does not use).
     pub(super) fn new(
         text: &'t str,
         env: &dyn Fn(&str) -> Option<String>,
+        known: &dyn Fn(&str) -> bool,
     ) -> Result<(Reader<'t>, Vec<String>), Vec<Problem>> {
         let root: Value = if text.trim().is_empty() {
             Value::Mapping(Mapping::new())
@@ -180,7 +181,7 @@ impl<'t> Reader<'t> {
             }]);
         }
         let mut ignored = Vec::new();
-        walk_unknown(&root, "", &mut ignored);
+        walk_unknown(&root, "", known, &mut ignored);
         let mut r = Reader {
             text,
             root,

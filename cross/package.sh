@@ -39,7 +39,7 @@ dir_profile=$profile
 [ "$profile" = dev ] && dir_profile=debug
 out=$root/target/cross/packages
 mkdir -p "$out"
-ensure_debs dpkg binutils file qemu-user python3 ca-certificates util-linux
+ensure_debs dpkg binutils file qemu-user python3 ca-certificates util-linux skopeo
 
 # bin SHORT TRIPLE: the built binary for TRIPLE, or one line saying how to build it.
 bin() {
@@ -101,7 +101,9 @@ check_oci() {
   local layout=$1 data
   python3 - "$layout" <<'PY'
 import json, sys
-idx = json.load(open(sys.argv[1] + "/index.json"))
+top = json.load(open(sys.argv[1] + "/index.json"))["manifests"]
+assert len(top) == 1 and top[0]["annotations"]["org.opencontainers.image.ref.name"], top
+idx = json.load(open(sys.argv[1] + "/blobs/sha256/" + top[0]["digest"].split(":")[1]))
 for m in idx["manifests"]:
     p = m["platform"]
     print("==> image for", "/".join(x for x in (p["os"], p["architecture"], p.get("variant")) if x))
@@ -142,8 +144,9 @@ for p in "${wanted[@]}"; do
         check_ipk "$ipk" "$a" qemu-arm -cpu cortex-a7
       done ;;
     oci|oci-amd64)
-      args=("linux/amd64=$(bin x86_64-musl x86_64-unknown-linux-musl)")
+      args=("linux/amd64=$(bin x86_64-musl x86_64-unknown-linux-musl)") archs=(amd64)
       if [ "$p" = oci ]; then
+        archs+=(arm64 arm)
         args+=("linux/arm64=$(bin aarch64-musl aarch64-unknown-linux-musl)"
                "linux/arm/v7=$(bin armv7-musl armv7-unknown-linux-musleabihf)"
                "linux/arm/v6=$(bin armv6 arm-unknown-linux-musleabihf)")
@@ -154,6 +157,12 @@ for p in "${wanted[@]}"; do
       level=9; [ "$profile" = dev ] && level=1
       python3 cross/oci/mkimage.py "$layout" "${args[@]}" --gzip-level "$level" >/dev/null
       check_oci "$layout"
-      echo "==> $layout.tar: load with 'docker load -i' or 'podman load -i'" ;;
+      # skopeo, as a user imports the archive, must find each platform's image in it.
+      for arch in "${archs[@]}"; do
+        got=$(skopeo inspect --override-arch "$arch" "oci-archive:$layout.tar" | sed -n 's/^ *"Architecture": "\(.*\)",/\1/p')
+        [ "$got" = "$arch" ] || { echo "error: skopeo finds no $arch image in $layout.tar (got '$got')" >&2; exit 1; }
+      done
+      echo "==> $layout.tar: skopeo finds the ${archs[*]} images"
+      echo "==> $layout.tar: import with 'skopeo copy oci-archive:$layout.tar docker-daemon:mmrelay:$version'" ;;
   esac
 done

@@ -133,8 +133,20 @@ fn container_image_is_a_valid_oci_layout_with_the_relays_settings() {
             .collect();
         assert_eq!(e.file_name().to_str().unwrap(), hex);
     }
-    let index: Value =
+    // index.json names one multi-platform index by the version, as engines and skopeo expect.
+    let top: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let top = top["manifests"].as_array().unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(
+        top[0]["annotations"]["org.opencontainers.image.ref.name"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        top[0]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let index = read_json(&layout, top[0]["digest"].as_str().unwrap());
     let manifests = index["manifests"].as_array().unwrap();
     let platforms: Vec<String> = manifests
         .iter()

@@ -5,8 +5,8 @@
 
 PLATFORM is linux/amd64, linux/arm64 or linux/arm/v7 (linux/arm/v6 too); BINARY a static
 (musl) mmrelay for it. OUT becomes an OCI image layout folder with one image per platform
-under one index, and OUT.tar the same as an archive for `docker load`, `podman load` or
-`skopeo copy oci-archive:OUT.tar ...`.
+under one index, and OUT.tar the same as an archive for
+`skopeo copy oci-archive:OUT.tar docker-daemon:mmrelay:VERSION` (or containers-storage:).
 
 Each image holds the binary, a CA bundle for TLS to the homeserver, and a user mmrelay
 (uid and gid 1000, group dialout 20 for serial radios). It runs as that user with
@@ -74,6 +74,9 @@ def layer(binary, ca_bundle):
         with open(binary, "rb") as f:
             add(tar, "usr/bin/mmrelay", f.read(), mode=0o755)
     return buf.getvalue()
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 class Layout:
@@ -169,12 +172,15 @@ def main(argv):
         if not os.path.isfile(binary):
             fail(f"no binary at {binary} for {platform}")
         manifests.append(image(layout, platform, binary, ca_bundle, level, ver))
-    index = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests,
-        "annotations": {"org.opencontainers.image.ref.name": ver},
+    # index.json names one image, the multi-platform index, by its tag (as `docker buildx`
+    # writes it), so that skopeo and the engines find it by name and pick their platform.
+    platforms = layout.json_blob(
+        {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}, INDEX)
+    platforms["annotations"] = {
+        "org.opencontainers.image.ref.name": ver,
+        "io.containerd.image.name": f"docker.io/library/mmrelay:{ver}",
     }
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [platforms]}
     with open(os.path.join(out, "index.json"), "w", encoding="utf-8") as f:
         json.dump(index, f, sort_keys=True)
     with open(os.path.join(out, "oci-layout"), "w", encoding="utf-8") as f:

@@ -28,6 +28,10 @@ def blob(layout, digest):
 def manifest_for(layout, platform):
     with open(os.path.join(layout, "index.json"), encoding="utf-8") as f:
         index = json.load(f)
+    # index.json may name a multi-platform index rather than the images themselves.
+    while len(index["manifests"]) == 1 and index["manifests"][0]["mediaType"].endswith("index.v1+json"):
+        with open(blob(layout, index["manifests"][0]["digest"]), encoding="utf-8") as f:
+            index = json.load(f)
     for m in index["manifests"]:
         p = m.get("platform", {})
         name = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)

@@ -23,7 +23,7 @@ ensure_debs() {
 ensure_cargo() {
   if command -v cargo >/dev/null; then return 0; fi
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH" && return 0
-  echo "error: cargo not found. Install Rust with 'apt-get install cargo' (Debian 13) or rustup." >&2
+  echo "error: cargo not found. Install Rust 1.89 or newer with rustup (https://rustup.rs); Debian's own cargo is too old." >&2
   return 1
 }
 

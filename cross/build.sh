@@ -20,8 +20,8 @@
 #               check their architecture, run them under qemu (--version, config generate and
 #               check, a radio handshake with the simulator built for the same target) and
 #               print their sizes. Release builds rebuild the standard library for size;
-#               the static ARM binaries are built at opt-level "z" (smaller, for 13-20 % more
-#               CPU per message; CARGO_PROFILE_RELEASE_OPT_LEVEL=s overrides it).
+#               the ARM binaries but armv7 glibc are built at opt-level "z" (smaller, for
+#               13-20 % more CPU per message; CARGO_PROFILE_RELEASE_OPT_LEVEL=s overrides it).
 #
 # Two routes, both from Debian's and PyPI's packages, installed idempotently (docs/building.md):
 # the glibc targets link with Debian's cross gcc against Debian's prebuilt standard library for

@@ -7,14 +7,14 @@ zig_pins=("cargo-zigbuild==0.24.1" "ziglang==0.17.1")
 
 # target_info NAME: sets triple, route (debian or zig), debarch and gnu (Debian's cross gcc),
 # qemu (the runner, as an array; empty on x86_64), cpu_arch (readelf's Tag_CPU_arch, 32-bit ARM)
-# machine (what `file` says of the binary) and opt (the release opt-level: "z" for the static
-# ARM binaries, whose routers and boards count flash in megabytes; "s", the profile's, for the
-# others). Returns 1 with a message for an unknown name.
+# machine (what `file` says of the binary) and opt (the release opt-level: "z" for the ARM
+# binaries, whose routers and boards count flash in megabytes, but armv7 glibc, which is well
+# under 12 MB at "s"; "s", the profile's, for x86_64). Returns 1 with a message for an unknown name.
 target_info() {
   debarch='' gnu='' cpu_arch='' opt=s
   case $1 in
     aarch64|aarch64-unknown-linux-gnu)
-      triple=aarch64-unknown-linux-gnu route=debian debarch=arm64 gnu=aarch64-linux-gnu
+      triple=aarch64-unknown-linux-gnu route=debian debarch=arm64 gnu=aarch64-linux-gnu opt=z
       qemu=(qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu) machine="ARM aarch64" ;;
     armv7|armv7-unknown-linux-gnueabihf)
       triple=armv7-unknown-linux-gnueabihf route=debian debarch=armhf gnu=arm-linux-gnueabihf

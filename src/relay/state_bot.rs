@@ -80,7 +80,7 @@ impl Relay {
             (p.hop_start != 0 && p.hop_start >= p.hop_limit).then(|| p.hop_start - p.hop_limit);
         let now = self.started.elapsed().as_millis() as u64;
         let answer = match b.on_mesh(m, hops, self.my_node, now) {
-            MeshAction::Relay => return false,
+            MeshAction::NotACommand => return false,
             MeshAction::Drop => {
                 self.advance_threshold(p.rx_time);
                 return true;

@@ -29,7 +29,7 @@ pub(super) struct MeshAnswer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum MeshAction {
     /// Not a command answered here: relayed as usual.
-    Relay,
+    NotACommand,
     Answer(MeshAnswer),
     /// A command, not answered (rate limit) and not relayed.
     Drop,
@@ -91,15 +91,15 @@ impl Bot {
     ) -> MeshAction {
         // On the mesh, only ping answers (the other commands' answers are Matrix messages).
         let Some(Command::Ping(word)) = commands::parse(&m.text) else {
-            return MeshAction::Relay;
+            return MeshAction::NotACommand;
         };
         let Some(plugin) = self.plugin("ping") else {
-            return MeshAction::Relay;
+            return MeshAction::NotACommand;
         };
         let direct = m.to == my_node && my_node != 0;
         if !direct {
             if m.to != BROADCAST {
-                return MeshAction::Relay;
+                return MeshAction::NotACommand;
             }
             let channels = plugin.channels.as_ref().unwrap_or(&self.mapped);
             if !channels.contains(&m.channel) {
@@ -109,7 +109,7 @@ impl Bot {
                     m.channel,
                     channels
                 );
-                return MeshAction::Relay;
+                return MeshAction::NotACommand;
             }
         }
         match self.limit.check(m.from, now_ms) {

@@ -88,13 +88,13 @@ fn mesh_ping_is_answered_on_its_channel_as_a_reply_or_directly() {
     // Channel 3 is not bridged and not configured: relayed as chat.
     assert_eq!(
         b.on_mesh(&mesh(5, BROADCAST, 3, "!ping"), None, ME, 0),
-        MeshAction::Relay
+        MeshAction::NotACommand
     );
     // Not a command, another node's direct message, a command only Matrix answers.
     for (to, text) in [(BROADCAST, "ping"), (0x99, "!ping"), (BROADCAST, "!nodes")] {
         assert_eq!(
             b.on_mesh(&mesh(5, to, 0, text), None, ME, 0),
-            MeshAction::Relay
+            MeshAction::NotACommand
         );
     }
 }
@@ -109,7 +109,7 @@ fn mesh_channels_hops_mimic_and_rate_limit() {
     });
     assert_eq!(
         b.on_mesh(&mesh(5, BROADCAST, 0, "!ping"), None, ME, 0),
-        MeshAction::Relay,
+        MeshAction::NotACommand,
         "channels replaces the bridged channels"
     );
     let MeshAction::Answer(a) = b.on_mesh(&mesh(5, BROADCAST, 3, "!PiNg?"), Some(2), ME, 0) else {
@@ -126,7 +126,7 @@ fn mesh_channels_hops_mimic_and_rate_limit() {
         match b.on_mesh(&mesh(5, BROADCAST, 3, "!ping"), None, ME, 10) {
             MeshAction::Answer(_) => answered += 1,
             MeshAction::Drop => {}
-            MeshAction::Relay => panic!("a refused command is not relayed"),
+            MeshAction::NotACommand => panic!("a refused command is not relayed"),
         }
     }
     assert_eq!(answered, commands::BURST);

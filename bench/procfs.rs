@@ -55,36 +55,37 @@ pub fn sample(pid: u32, image: &Path) -> Sample {
     }
 }
 
-/// Resident KiB of the mappings of `image` in /proc/PID/smaps.
-fn image_rss(pid: u32, image: &Path) -> u64 {
+/// Each mapping of /proc/PID/smaps as (permissions, path or "[anon]", resident KiB).
+fn mappings(pid: u32) -> Vec<(String, String, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let want = image.to_string_lossy();
-    let mut ours = false;
-    let mut kib = 0;
-    for l in text.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 5 && f[0].contains('-') && !l.starts_with(|c: char| c.is_ascii_uppercase()) {
-            ours = f.get(5).is_some_and(|p| *p == want);
-        } else if ours && f.first() == Some(&"Rss:") {
-            kib += f[1].parse::<u64>().unwrap_or(0);
-        }
-    }
-    kib
-}
-
-/// The mappings holding the most resident memory (KiB), from /proc/PID/smaps.
-pub fn smaps_top(pid: u32, n: usize) -> String {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut by: HashMap<String, u64> = HashMap::new();
-    let mut cur = String::new();
+    let mut out: Vec<(String, String, u64)> = Vec::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() >= 5 && f[0].contains('-') && !l.starts_with(|c: char| c.is_ascii_uppercase()) {
             let name = f.get(5).copied().unwrap_or("[anon]");
-            cur = format!("{} {}", f[1], name);
-        } else if f.first() == Some(&"Rss:") {
-            *by.entry(cur.clone()).or_default() += f[1].parse::<u64>().unwrap_or(0);
+            out.push((f[1].to_string(), name.to_string(), 0));
+        } else if let (Some(&"Rss:"), Some(last)) = (f.first(), out.last_mut()) {
+            last.2 += f[1].parse::<u64>().unwrap_or(0);
         }
+    }
+    out
+}
+
+/// Resident KiB of the mappings of `image` in /proc/PID/smaps.
+fn image_rss(pid: u32, image: &Path) -> u64 {
+    let want = image.to_string_lossy();
+    mappings(pid)
+        .into_iter()
+        .filter(|(_, name, _)| *name == want)
+        .map(|(_, _, kib)| kib)
+        .sum()
+}
+
+/// The mappings holding the most resident memory (KiB), from /proc/PID/smaps.
+pub fn smaps_top(pid: u32, n: usize) -> String {
+    let mut by: HashMap<String, u64> = HashMap::new();
+    for (perms, name, kib) in mappings(pid) {
+        *by.entry(format!("{perms} {name}")).or_default() += kib;
     }
     let mut v: Vec<_> = by.into_iter().collect();
     v.sort_by_key(|e| std::cmp::Reverse(e.1));

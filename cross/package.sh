@@ -151,7 +151,7 @@ for p in "${wanted[@]}"; do
                "linux/arm/v7=$(bin armv7-musl armv7-unknown-linux-musleabihf)"
                "linux/arm/v6=$(bin armv6 arm-unknown-linux-musleabihf)")
       fi
-      version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+      version=$(crate_version)
       layout=$out/mmrelay-oci-$version
       rm -rf "$layout" "$layout.tar"
       level=9; [ "$profile" = dev ] && level=1

@@ -19,6 +19,11 @@ ensure_debs() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# The crate's version, from the project's Cargo.toml.
+crate_version() {
+  sed -n 's/^version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml" | head -1
+}
+
 # Makes sure cargo is there (rustup's or Debian's).
 ensure_cargo() {
   if command -v cargo >/dev/null; then return 0; fi

@@ -19,7 +19,9 @@ case $arch in arm64|armhf|amd64) ;; *) echo "error: unknown Debian architecture 
 for tool in dpkg-deb readelf; do
   command -v "$tool" >/dev/null || { echo "error: $tool is missing (Debian packages dpkg and binutils)" >&2; exit 1; }
 done
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+version=$(crate_version)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

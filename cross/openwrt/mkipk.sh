@@ -15,7 +15,9 @@ bin=$1 arch=$2 out=${3:-.}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 [ -f "$bin" ] || { echo "error: no binary at $bin" >&2; exit 1; }
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+version=$(crate_version)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

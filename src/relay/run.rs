@@ -218,8 +218,9 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                 notifier.watchdog();
             }
             conn = async { health.as_ref().expect("guarded").accept().await }, if health.is_some() => {
-                if let Ok(conn) = conn {
-                    crate::service::health::answer(conn, super::answers::health_check(&r.status()));
+                match conn {
+                    Ok(conn) => crate::service::health::answer(conn, super::answers::health_check(&r.status())),
+                    Err(e) => debug!("health check: accept failed: {e}"),
                 }
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {

@@ -57,7 +57,11 @@ pub fn answer(mut conn: UnixStream, line: String) {
             conn.write_all(b"\n").await?;
             conn.shutdown().await
         };
-        let _ = tokio::time::timeout(TIMEOUT, write).await;
+        match tokio::time::timeout(TIMEOUT, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::debug!("health check reader went away: {e}"),
+            Err(_) => log::debug!("health check reader took no answer within {TIMEOUT:?}"),
+        }
     });
 }
 

@@ -39,11 +39,12 @@ use matrix_sdk::ruma::{
 };
 use matrix_sdk_crypto::olm::{
     InboundGroupSession, OlmMessageHash, OutboundGroupSession, PrivateCrossSigningIdentity,
-    SenderDataType, Session,
+    SenderDataType, Session, StaticAccountData,
 };
 use matrix_sdk_crypto::store::types::{
-    BackupKeys, Changes, DehydratedDeviceKey, PendingChanges, RoomKeyCounts, RoomKeyWithheldEntry,
-    RoomPendingKeyBundleDetails, RoomSettings, StoredRoomKeyBundleData, TrackedUser,
+    BackupKeys, Changes, DehydratedDeviceKey, DeviceChanges, IdentityChanges, PendingChanges,
+    RoomKeyCounts, RoomKeyWithheldEntry, RoomPendingKeyBundleDetails, RoomSettings,
+    StoredRoomKeyBundleData, TrackedUser,
 };
 use matrix_sdk_crypto::store::{CryptoStore, CryptoStoreError, DynCryptoStore};
 use matrix_sdk_crypto::vodozemac::Curve25519PublicKey;
@@ -58,21 +59,24 @@ type Result<T, E = CryptoStoreError> = std::result::Result<T, E>;
 /// The custom value that marks the outbound sessions on disk as saved by a clean shutdown.
 const SAVED_AT_STOP: &str = "mmrelay_outbound_sessions_saved_at_stop";
 
-/// The SDK's crypto store with fewer writes and reads (see the module doc).
-#[derive(Debug)]
+/// The SDK's crypto store with fewer writes and reads (see the module doc). Clones share one
+/// state: what one holds back, another saves at the clean stop.
+#[derive(Debug, Clone)]
 pub struct SdkCryptoStore {
     inner: Arc<DynCryptoStore>,
     /// The latest outbound session of each room (shared with the SDK's own copy).
-    latest: Mutex<HashMap<OwnedRoomId, OutboundGroupSession>>,
+    latest: Arc<Mutex<HashMap<OwnedRoomId, OutboundGroupSession>>>,
     /// Whether the sessions on disk may be continued: decided (and the mark removed) when the
     /// SDK first asks for one.
-    resume: tokio::sync::OnceCell<bool>,
+    resume: Arc<tokio::sync::OnceCell<bool>>,
     /// Devices, identities and tracked users read from `inner`.
-    read: Reads,
+    read: Arc<Reads>,
     /// The digest of the account as on disk (once read or written).
-    account_on_disk: Mutex<Option<[u8; 32]>>,
+    account_on_disk: Arc<Mutex<Option<[u8; 32]>>>,
     /// A sync token not written yet.
-    token: Mutex<Option<String>>,
+    token: Arc<Mutex<Option<String>>>,
+    /// The account's ids and identity keys, once loaded or saved.
+    static_account: Arc<Mutex<Option<StaticAccountData>>>,
 }
 
 /// How many users' devices (and as many identities) are kept.
@@ -115,12 +119,19 @@ impl SdkCryptoStore {
     pub fn new(inner: Arc<DynCryptoStore>) -> Self {
         Self {
             inner,
-            latest: Mutex::new(HashMap::new()),
-            resume: tokio::sync::OnceCell::new(),
-            read: Reads::new(),
-            account_on_disk: Mutex::new(None),
-            token: Mutex::new(None),
+            latest: Arc::default(),
+            resume: Arc::default(),
+            read: Arc::new(Reads::new()),
+            account_on_disk: Arc::default(),
+            token: Arc::default(),
+            static_account: Arc::default(),
         }
+    }
+
+    /// The account's user and device ids and identity keys, once the SDK has loaded or saved
+    /// it through this store.
+    pub fn get_static_account(&self) -> Option<StaticAccountData> {
+        self.static_account.lock().unwrap().clone()
     }
 
     /// Runs the write `w` with the read caches emptied before and after it.
@@ -175,11 +186,69 @@ fn account_digest(account: &Account) -> Option<[u8; 32]> {
     Some(Sha256::digest(&*pickle).into())
 }
 
+/// Whether `changes` carries nothing the store would write. The pattern names every field (the
+/// SDK's own `Changes::is_empty` leaves some out), so that a field added by a newer matrix-sdk
+/// stops the build instead of being dropped. Unchanged identities are named and left out: the
+/// SQLite store writes only new and changed ones.
+fn nothing_to_write(changes: &Changes) -> bool {
+    let Changes {
+        private_identity,
+        backup_version,
+        backup_decryption_key,
+        dehydrated_device_pickle_key,
+        sessions,
+        message_hashes,
+        inbound_group_sessions,
+        outbound_group_sessions,
+        key_requests,
+        identities,
+        devices,
+        withheld_session_info,
+        room_settings,
+        secrets,
+        next_batch_token,
+        received_room_key_bundles,
+        room_key_backups_fully_downloaded,
+        rooms_pending_key_bundle,
+    } = changes;
+    let IdentityChanges {
+        new: new_identities,
+        changed: changed_identities,
+        unchanged: _,
+    } = identities;
+    let DeviceChanges {
+        new: new_devices,
+        changed: changed_devices,
+        deleted: deleted_devices,
+    } = devices;
+    private_identity.is_none()
+        && backup_version.is_none()
+        && backup_decryption_key.is_none()
+        && dehydrated_device_pickle_key.is_none()
+        && sessions.is_empty()
+        && message_hashes.is_empty()
+        && inbound_group_sessions.is_empty()
+        && outbound_group_sessions.is_empty()
+        && key_requests.is_empty()
+        && new_identities.is_empty()
+        && changed_identities.is_empty()
+        && new_devices.is_empty()
+        && changed_devices.is_empty()
+        && deleted_devices.is_empty()
+        && withheld_session_info.is_empty()
+        && room_settings.is_empty()
+        && secrets.is_empty()
+        && next_batch_token.is_none()
+        && received_room_key_bundles.is_empty()
+        && room_key_backups_fully_downloaded.is_empty()
+        && rooms_pending_key_bundle.is_empty()
+}
+
 /// Holds `changes`' sync token in `held` when it is all they carry (returns `None`: nothing to
 /// write); otherwise returns them with the newest token, held or theirs.
 fn hold_token(mut changes: Changes, held: &mut Option<String>) -> Option<Changes> {
     let token = changes.next_batch_token.take();
-    if changes.is_empty() {
+    if nothing_to_write(&changes) {
         if token.is_some() {
             *held = token;
         }
@@ -199,7 +268,7 @@ fn hold_outbound(
     for s in changes.outbound_group_sessions.drain(..) {
         latest.insert(s.room_id().to_owned(), s);
     }
-    (!changes.is_empty()).then_some(changes)
+    (!nothing_to_write(&changes)).then_some(changes)
 }
 
 #[async_trait]
@@ -220,6 +289,7 @@ impl CryptoStore for SdkCryptoStore {
         let Some(account) = &changes.account else {
             return self.inner.save_pending_changes(changes).await;
         };
+        *self.static_account.lock().unwrap() = Some(account.static_data().clone());
         let digest = account_digest(account);
         if digest.is_some() && *self.account_on_disk.lock().unwrap() == digest {
             return Ok(());
@@ -249,6 +319,9 @@ impl CryptoStore for SdkCryptoStore {
     async fn load_account(&self) -> Result<Option<Account>> {
         let account = self.inner.load_account().await?;
         *self.account_on_disk.lock().unwrap() = account.as_ref().and_then(account_digest);
+        if let Some(a) = &account {
+            *self.static_account.lock().unwrap() = Some(a.static_data().clone());
+        }
         Ok(account)
     }
 

@@ -275,3 +275,40 @@ async fn unsent_secret_requests_are_read_once_and_read_again_after_a_write() {
         .unwrap();
     assert!(unsent(&store).await.is_empty());
 }
+
+/// Change sets the SDK's own `Changes::is_empty` calls empty: the wrapper writes them.
+#[tokio::test]
+async fn a_pending_key_bundle_or_a_downloaded_backup_alone_is_written() {
+    use matrix_sdk::ruma::{room_id, MilliSecondsSinceUnixEpoch};
+    use matrix_sdk_crypto::store::types::RoomPendingKeyBundleDetails;
+
+    let room = room_id!("!room:example.org");
+    let (inner, store) = store();
+    // What the SDK saves when the bot accepts an invite.
+    let details = RoomPendingKeyBundleDetails {
+        room_id: room.to_owned(),
+        invite_accepted_at: MilliSecondsSinceUnixEpoch::now(),
+        inviter: user_id!("@alice:example.org").to_owned(),
+    };
+    store
+        .save_changes(Changes {
+            rooms_pending_key_bundle: [(room.to_owned(), Some(details))].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let saved = inner.get_pending_key_bundle_details_for_room(room).await;
+    assert_eq!(
+        saved.unwrap().map(|d| d.inviter.to_string()).as_deref(),
+        Some("@alice:example.org")
+    );
+
+    store
+        .save_changes(Changes {
+            room_key_backups_fully_downloaded: [room.to_owned()].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(inner.has_downloaded_all_room_keys(room).await.unwrap());
+}

@@ -236,10 +236,17 @@ impl StateStore for SdkStateStore {
         key: StateStoreDataKey<'_>,
         value: StateStoreDataValue,
     ) -> Result<()> {
+        // A token set here replaces the one held: the held one must not overwrite it later.
+        if let StateStoreDataKey::SyncToken = key {
+            self.held.lock().unwrap().token = None;
+        }
         self.inner.set_kv_data(key, value).await
     }
 
     async fn remove_kv_data(&self, key: StateStoreDataKey<'_>) -> Result<()> {
+        if let StateStoreDataKey::SyncToken = key {
+            self.held.lock().unwrap().token = None;
+        }
         self.inner.remove_kv_data(key).await
     }
 

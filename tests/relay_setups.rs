@@ -1,6 +1,7 @@
 //! The relay as MMRelay users set it up, as the real `mmrelay` binary between the simulated
-//! radio (TCP) and a real Synapse: E2EE switched off, a home folder MMRelay left behind, and
-//! matrix-sdk's own warnings in the relay's log.
+//! radio (TCP) and a real Synapse: E2EE switched off, a home folder MMRelay left behind (its
+//! device signed at start, or a clear warning where it cannot be), and matrix-sdk's own
+//! warnings in the relay's log.
 
 #![recursion_limit = "256"]
 
@@ -200,8 +201,14 @@ custom-plugins:
     human.send_text(&room, "hello from Matrix").await;
     wait_mesh(&sim, 1, 30, "the Matrix message").await;
     assert_eq!(mesh_texts(&sim, 0), ["human[M]: hello from Matrix"]);
-    // The E2EE store was made for that login's device.
+    // The E2EE store was made for that login's device, and the device signed at start: the
+    // account had no cross-signing identity, so one was made without a password.
     assert!(home.path().join("matrix/store").is_dir());
+    assert!(
+        log.contains("Cross-signing: this device is verified by its owner"),
+        "{log}"
+    );
+    assert_signed_by_owner(&human, &bot_id, session.meta.device_id.as_str()).await;
     // The health check (a container's HEALTHCHECK) sees a relaying relay...
     let health = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_mmrelay"))
@@ -224,6 +231,19 @@ custom-plugins:
     assert!(
         err.starts_with("unhealthy: no relay answers for the home folder"),
         "{err}"
+    );
+    // `config check` reads the device's signature from the store.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmrelay"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Cross-signing: this device is verified by its owner"),
+        "{text}"
     );
 }
 
@@ -258,5 +278,88 @@ async fn the_sdks_warnings_reach_the_relays_log() {
     r.human.send_text(&r.room, "still relaying").await;
     wait_mesh(&r.sim, warm + 1, 60, "the message after the warning").await;
     assert_eq!(mesh_texts(&r.sim, warm), ["human[M]: still relaying"]);
+    relay.stop().await;
+}
+
+/// The human's client sees the bot's device `device` as signed by the bot's own identity.
+async fn assert_signed_by_owner(human: &Human, bot: &matrix_sdk::ruma::OwnedUserId, device: &str) {
+    let enc = human.client.encryption();
+    enc.request_user_identity(bot).await.unwrap();
+    let d = enc
+        .get_device(bot, device.into())
+        .await
+        .unwrap()
+        .expect("the bot's device keys are on the server");
+    assert!(
+        d.is_cross_signed_by_owner(),
+        "device {device} is not signed"
+    );
+}
+
+/// Credentials made elsewhere for an account whose cross-signing identity another device made:
+/// mmrelay cannot sign its device without that identity's keys. It says so once, with the fix,
+/// and relays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_cannot_be_signed_is_reported_once_and_relays() {
+    use matrix_sdk::ruma::api::client::uiaa::{
+        AuthData, MatrixUserIdentifier, Password, UserIdentifier,
+    };
+    let hs = synapse();
+    let (sim, ep) = tcp_sim(SimConfig::default()).await;
+    let Endpoint::Tcp { port, .. } = ep else {
+        unreachable!()
+    };
+    let bot = unique("bot");
+    let (registered, session) = login_elsewhere(&bot, "bot-pass").await;
+    let bot_id = session.meta.user_id.clone();
+    // The registering client sets up the account's identity (with the password if asked).
+    if let Err(e) = registered.encryption().bootstrap_cross_signing(None).await {
+        let uiaa = e.as_uiaa_response().expect("a password request");
+        let mut pw = Password::new(
+            UserIdentifier::Matrix(MatrixUserIdentifier::new(bot.clone())),
+            "bot-pass".into(),
+        );
+        pw.session = uiaa.session.clone();
+        registered
+            .encryption()
+            .bootstrap_cross_signing(Some(AuthData::Password(pw)))
+            .await
+            .unwrap();
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("matrix")).unwrap();
+    std::fs::write(
+        home.path().join("matrix/credentials.json"),
+        serde_json::json!({
+            "homeserver": hs.url,
+            "user_id": bot_id.as_str(),
+            "access_token": session.tokens.access_token,
+            "device_id": session.meta.device_id.as_str(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut human = Human::new(&unique("human")).await;
+    let room = human.create_room(true, std::slice::from_ref(&bot_id)).await;
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: SignNet\n"
+        ),
+    )
+    .unwrap();
+    let relay = Relay::launch(home.path()).await;
+    human.wait_joined(&room, &bot_id).await;
+    sim.inject_text(&SimText::broadcast(0x4444dddd, 0, "relayed all the same"));
+    let v = human
+        .next_from(bot_id.as_str(), |v| v["type"] == "m.room.message")
+        .await;
+    assert_eq!(v["content"]["meshtastic_text"], "relayed all the same");
+    let log = relay.log();
+    let warning = "Cross-signing: this device is not signed: the account's cross-signing keys \
+                   are not in this E2EE store";
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert!(log.contains("run `mmrelay auth login`"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
     relay.stop().await;
 }

@@ -22,7 +22,7 @@ pub enum ConfigCommand {
     Check,
 }
 
-pub fn run(paths: &Paths, cmd: ConfigCommand) -> ExitCode {
+pub fn run(paths: &Paths, cmd: ConfigCommand, rt: &tokio::runtime::Runtime) -> ExitCode {
     match cmd {
         ConfigCommand::Generate => match generate(paths) {
             Ok(()) => ExitCode::SUCCESS,
@@ -31,7 +31,7 @@ pub fn run(paths: &Paths, cmd: ConfigCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        ConfigCommand::Check => check(paths),
+        ConfigCommand::Check => check(paths, rt),
     }
 }
 
@@ -60,7 +60,7 @@ fn generate(paths: &Paths) -> Result<(), String> {
     Ok(())
 }
 
-fn check(paths: &Paths) -> ExitCode {
+fn check(paths: &Paths, rt: &tokio::runtime::Runtime) -> ExitCode {
     let file = &paths.config;
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
@@ -107,6 +107,10 @@ fn check(paths: &Paths) -> ExitCode {
             );
             if credentials::store_exists(&m.store) {
                 println!("{}: E2EE store present", m.store.display());
+                match rt.block_on(crate::matrix::account::store_cross_signing(&m)) {
+                    Ok(cs) => println!("Cross-signing: {}", cs.describe()),
+                    Err(e) => println!("Cross-signing: cannot tell ({e})"),
+                }
             } else {
                 println!(
                     "{}: no E2EE store yet (made at the first start)",

@@ -133,7 +133,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Radio(cmd)) => rt.block_on(radio::run(&paths, cmd)),
         Some(Command::Auth(cmd)) => rt.block_on(auth::run(&paths, cmd)),
-        Some(Command::Config(cmd)) => config::run(&paths, cmd),
+        Some(Command::Config(cmd)) => config::run(&paths, cmd, &rt),
         Some(Command::Service(cmd)) => service::run(cmd),
         Some(Command::Matrix(cmd)) => rt.block_on(matrix::run(&paths, cmd)),
         Some(Command::Health) => rt.block_on(service::health(&paths.home)),

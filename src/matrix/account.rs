@@ -5,9 +5,8 @@ use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::Client;
 
 use super::credentials::{self, Credentials, MatrixPaths};
-use super::session::{
-    cross_signing_state, explain, password_auth, restore, token_client, CrossSigning,
-};
+use super::cross_signing::{cross_signing_state, CrossSigning};
+use super::session::{explain, password_auth, restore, token_client};
 
 /// What `mmrelay auth status` reports.
 #[derive(Debug, Default)]
@@ -72,20 +71,19 @@ pub async fn status(paths: &MatrixPaths) -> StatusReport {
             } else {
                 cross_signing_state(&client).await
             };
-            r.lines.push(format!(
-                "Cross-signing: {}",
-                match cs {
-                    CrossSigning::Signed => "this device is verified by its owner",
-                    CrossSigning::IdentityElsewhere =>
-                        "not signed: the account's identity keys are not on this device (run `mmrelay auth login --reset-cross-signing`)",
-                    CrossSigning::NotSetUp => "not set up (run `mmrelay auth login`)",
-                }
-            ));
+            r.lines.push(format!("Cross-signing: {}", cs.describe()));
             r.usable = token_ok;
         }
         Err(e) => r.lines.push(format!("Store:       {e}")),
     }
     r
+}
+
+/// The device's cross-signing as its E2EE store knows it, read without asking the homeserver
+/// (for `config check`).
+pub async fn store_cross_signing(paths: &MatrixPaths) -> Result<CrossSigning, String> {
+    let restored = restore(paths).await.map_err(|e| e.to_string())?;
+    Ok(cross_signing_state(&restored.client).await)
 }
 
 /// Checks the token with whoami; adds a line; true when valid and for the right user.

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::credentials::MatrixPaths;
+use super::cross_signing;
 use super::event::MatrixEvent;
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
@@ -271,6 +272,14 @@ pub async fn start(
             if let Err(e) = client.join_room_by_id(rid).await {
                 warn!("Could not join room {name}: {e} (invite the bot, or check the room id)");
             }
+        }
+    }
+    if opts.e2ee {
+        let (warn, line) = cross_signing::at_start_line(&cross_signing::at_start(&client).await);
+        if warn {
+            warn!("{line}");
+        } else {
+            info!("{line}");
         }
     }
     let joined = rooms.iter().filter(|r| is_joined(&client, r)).count();

@@ -8,6 +8,7 @@ pub mod account;
 pub mod client;
 pub mod content;
 pub mod credentials;
+pub mod cross_signing;
 pub mod crypto_store;
 pub mod event;
 pub mod read_cache;

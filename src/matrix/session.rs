@@ -18,6 +18,7 @@ use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
 use super::credentials::{self, Credentials, MatrixPaths};
+use super::cross_signing::{setup_cross_signing, CrossSigning};
 use super::stores::{self, HeldBack};
 
 /// The display name of mmrelay's devices.
@@ -197,93 +198,6 @@ pub async fn server_has_device_keys(
         .device_keys
         .get(user)
         .is_some_and(|d| d.contains_key(device)))
-}
-
-/// What to say about cross-signing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CrossSigning {
-    /// The device is signed by its owner's self-signing key.
-    Signed,
-    /// The account has an identity whose private keys are not here.
-    IdentityElsewhere,
-    NotSetUp,
-}
-
-/// The device's cross-signing state as the store knows it.
-pub async fn cross_signing_state(client: &Client) -> CrossSigning {
-    match client.encryption().get_own_device().await {
-        Ok(Some(d)) if d.is_cross_signed_by_owner() => CrossSigning::Signed,
-        _ => match client.encryption().cross_signing_status().await {
-            Some(s) if s.has_self_signing => CrossSigning::NotSetUp,
-            _ => {
-                let user = client.user_id().map(ToOwned::to_owned);
-                match user {
-                    Some(u) => match client.encryption().get_user_identity(&u).await {
-                        Ok(Some(_)) => CrossSigning::IdentityElsewhere,
-                        _ => CrossSigning::NotSetUp,
-                    },
-                    None => CrossSigning::NotSetUp,
-                }
-            }
-        },
-    }
-}
-
-/// Sets up cross-signing so that the device is verified by its owner. Uses the password when
-/// the server asks for it; `reset` replaces an identity whose keys are lost.
-pub async fn setup_cross_signing(
-    client: &Client,
-    user: &str,
-    password: &str,
-    reset: bool,
-) -> Result<CrossSigning, String> {
-    let enc = client.encryption();
-    if reset {
-        let handle = enc
-            .reset_cross_signing()
-            .await
-            .map_err(|e| format!("resetting cross-signing failed: {e}"))?;
-        if let Some(handle) = handle {
-            let session = match handle.auth_type() {
-                matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(u) => u.session.clone(),
-                _ => None,
-            };
-            handle
-                .auth(Some(password_auth(user, password, session)))
-                .await
-                .map_err(|e| format!("resetting cross-signing failed: {e}"))?;
-        }
-    } else {
-        if let Err(e) = enc.bootstrap_cross_signing_if_needed(None).await {
-            let Some(uiaa) = e.as_uiaa_response() else {
-                return Err(format!("setting up cross-signing failed: {e}"));
-            };
-            let auth = password_auth(user, password, uiaa.session.clone());
-            enc.bootstrap_cross_signing_if_needed(Some(auth))
-                .await
-                .map_err(|e| format!("setting up cross-signing failed: {e}"))?;
-        }
-        // An identity made earlier by this store can sign a device that is not signed yet.
-        if let Ok(Some(device)) = enc.get_own_device().await {
-            if !device.is_cross_signed_by_owner()
-                && enc
-                    .cross_signing_status()
-                    .await
-                    .is_some_and(|s| s.has_self_signing)
-            {
-                device
-                    .verify()
-                    .await
-                    .map_err(|e| format!("signing this device failed: {e}"))?;
-            }
-        }
-    }
-    // Learn our public identity as the server now has it, so the check below sees the
-    // signature.
-    if let Ok(u) = user.parse::<OwnedUserId>() {
-        let _ = enc.request_user_identity(&u).await;
-    }
-    Ok(cross_signing_state(client).await)
 }
 
 /// Login parameters.

@@ -67,7 +67,9 @@ pub async fn run(paths: &Paths, cmd: MatrixCommand) -> ExitCode {
                 }
                 Some(MatrixEvent::Sent { .. })
                 | Some(MatrixEvent::SendFailed { .. })
-                | Some(MatrixEvent::Synced { .. }) => {}
+                | Some(MatrixEvent::Synced { .. })
+                | Some(MatrixEvent::Undecryptable(_))
+                | Some(MatrixEvent::UndecryptableDone { .. }) => {}
             }
         }
     }

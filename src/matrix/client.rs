@@ -1,7 +1,7 @@
 //! The running Matrix client the relay drives: restores the session, runs the sync loop
 //! ([`super::sync`]) with retries, joins the configured rooms, hands incoming messages and
-//! reactions to a bounded channel, retries undecryptable events when their keys arrive, and
-//! starts the sender ([`super::sender`]).
+//! reactions to a bounded channel, retries undecryptable events when their keys arrive (also
+//! those the relay kept from an earlier run), and starts the sender ([`super::sender`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,12 +18,13 @@ use tokio::task::JoinHandle;
 
 use super::credentials::MatrixPaths;
 use super::cross_signing;
-use super::event::MatrixEvent;
+use super::event::{MatrixEvent, Undecryptable};
 use super::sender::{self, Sender};
 use super::session::{self, RestoreError};
 use super::stores::HeldBack;
 use super::sync::{
-    is_encrypted, is_joined, retry_pending, sync_filter, Backfill, Retry, SyncShared, Syncer,
+    is_encrypted, is_joined, retry_pending, sync_filter, wait_for_key, Backfill, Retry, SyncShared,
+    Syncer, Waiting,
 };
 use crate::clock::Backoff;
 
@@ -57,6 +58,9 @@ pub struct MatrixOptions {
     pub e2ee: bool,
     /// Events the sender holds at most.
     pub send_queue: usize,
+    /// Undecryptable events the relay kept from an earlier run (oldest first): they wait for
+    /// their keys again.
+    pub undecryptable: Vec<Undecryptable>,
 }
 
 impl MatrixOptions {
@@ -75,6 +79,7 @@ impl MatrixOptions {
             backfill_max_events: 500,
             e2ee: true,
             send_queue: 1000,
+            undecryptable: Vec::new(),
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct MatrixHandle {
     user_id: OwnedUserId,
     blocked: Arc<Vec<OwnedRoomId>>,
     held: HeldBack,
+    /// Kept undecryptable events given up at start (their room is no longer bridged).
+    dropped: Arc<Vec<String>>,
 }
 
 fn rss_kib() -> Option<u64> {
@@ -140,6 +147,12 @@ impl MatrixHandle {
     /// Bridged rooms that are encrypted while `matrix.e2ee.enabled` is false (not bridged).
     pub fn blocked_rooms(&self) -> &[OwnedRoomId] {
         &self.blocked
+    }
+
+    /// The undecryptable events kept from an earlier run that were given up at start, since
+    /// their rooms are no longer bridged: the relay forgets them.
+    pub fn dropped_undecryptable(&self) -> &[String] {
+        &self.dropped
     }
 
     /// Where events to send go (in order, retried until the homeserver answers).
@@ -215,6 +228,39 @@ pub async fn start(
         pending_cap: opts.pending_undecrypted.max(1),
         e2ee: opts.e2ee,
     });
+
+    // What waited for its key in an earlier run waits again, before the first sync: if that
+    // sync brings one of them decrypted, it is not delivered twice.
+    let mut dropped = Vec::new();
+    let restored_waiting = !opts.undecryptable.is_empty();
+    for kept in &opts.undecryptable {
+        match Waiting::from_kept(kept) {
+            Some(w) if shared.rooms.contains(&w.room) => {
+                let _ = wait_for_key(&shared, w);
+            }
+            Some(_) => {
+                warn!(
+                    "Forgetting event {} that waited for its key: its room {} is no longer \
+                     bridged",
+                    kept.event_id, kept.room_id
+                );
+                dropped.push(kept.event_id.clone());
+            }
+            None => {
+                warn!(
+                    "Forgetting event {} that waited for its key: it could not be read back",
+                    kept.event_id
+                );
+                dropped.push(kept.event_id.clone());
+            }
+        }
+    }
+    if restored_waiting {
+        info!(
+            "{} event(s) from an earlier run still wait for their keys",
+            shared.pending.lock().unwrap().len()
+        );
+    }
 
     // Invites: accepted for configured rooms only.
     let s = shared.clone();
@@ -345,6 +391,14 @@ pub async fn start(
         None => None,
     };
 
+    // Keys that came while mmrelay was stopped arrived with the first sync, before the key
+    // stream above was listened to: try everything kept once now.
+    if restored_waiting {
+        let s = shared.clone();
+        let c = client.clone();
+        tokio::spawn(async move { retry_pending(&s, &c, &Retry::All).await });
+    }
+
     let homeserver = restored.credentials.homeserver.clone();
     let sync_task = tokio::spawn(async move {
         let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
@@ -381,6 +435,7 @@ pub async fn start(
             user_id,
             blocked: Arc::new(blocked),
             held: restored.held.clone(),
+            dropped: Arc::new(dropped),
         },
         rx,
         sync_task,

@@ -20,4 +20,21 @@ pub enum MatrixEvent {
     /// saves what it accepted together with the token, so that the next start resumes there.
     /// Without a token: events delivered outside a sync (late keys), to be saved at once.
     Synced { token: Option<String> },
+    /// An event of a bridged room that cannot be decrypted yet: the relay keeps it (saved with
+    /// the sync's token), so that a key arriving after a restart still delivers it.
+    Undecryptable(Undecryptable),
+    /// The undecryptable event `event_id` no longer waits: it was decrypted (and delivered
+    /// just before this), or given up. The relay forgets it with what that delivery saves.
+    UndecryptableDone { event_id: String },
+}
+
+/// An event waiting for its room key, as the relay keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecryptable {
+    pub room_id: String,
+    pub event_id: String,
+    /// The Megolm session whose key it waits for.
+    pub session_id: String,
+    /// The encrypted event as the homeserver sent it (JSON).
+    pub event: String,
 }

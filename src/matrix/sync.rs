@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::content::{parse_event, Incoming};
-use super::event::MatrixEvent;
+use super::event::{MatrixEvent, Undecryptable};
 use crate::clock::now_ms;
 
 /// The sync filter: only `rooms`, a short timeline without the bot's own messages, lazy-loaded
@@ -55,12 +55,32 @@ pub fn sync_filter(rooms: &[OwnedRoomId], own: &UserId, timeline_limit: u32) -> 
     f
 }
 
+/// An undecryptable event waiting for its key.
+pub(super) struct Waiting {
+    pub room: OwnedRoomId,
+    pub event_id: String,
+    pub session_id: String,
+    pub raw: Raw<OriginalSyncRoomEncryptedEvent>,
+}
+
+impl Waiting {
+    /// One the relay kept from an earlier run.
+    pub fn from_kept(u: &Undecryptable) -> Option<Waiting> {
+        Some(Waiting {
+            room: OwnedRoomId::try_from(u.room_id.as_str()).ok()?,
+            event_id: u.event_id.clone(),
+            session_id: u.session_id.clone(),
+            raw: Raw::from_json_string(u.event.clone()).ok()?,
+        })
+    }
+}
+
 /// Everything the sync loop shares with the key-arrival tasks.
 pub(super) struct SyncShared {
     pub rooms: HashSet<OwnedRoomId>,
     pub tx: mpsc::Sender<MatrixEvent>,
-    /// Undecryptable events: (room, raw event, session id).
-    pub pending: Mutex<VecDeque<(OwnedRoomId, Raw<OriginalSyncRoomEncryptedEvent>, String)>>,
+    /// Undecryptable events, oldest first (also kept by the relay, see [`Undecryptable`]).
+    pub pending: Mutex<VecDeque<Waiting>>,
     pub pending_cap: usize,
     /// `matrix.e2ee.enabled`: when false, nothing from encrypted rooms is relayed.
     pub e2ee: bool,
@@ -256,38 +276,78 @@ async fn on_timeline_event(s: &SyncShared, room: &Room, ev: &TimelineEvent) {
         );
         return;
     }
+    let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("");
     if utd {
         // The SDK could not decrypt it: keep it until its key arrives.
-        let event_id = json.get("event_id").and_then(Value::as_str).unwrap_or("?");
         let session_id = json
             .pointer("/content/session_id")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let kept = Undecryptable {
+            room_id: room.room_id().to_string(),
+            event_id: event_id.to_string(),
+            session_id: session_id.clone(),
+            event: ev.raw().json().get().to_string(),
+        };
+        let waiting = Waiting {
+            room: room.room_id().to_owned(),
+            event_id: event_id.to_string(),
+            session_id,
+            raw: ev.raw().clone().cast_unchecked(),
+        };
+        let Some(given_up) = wait_for_key(s, waiting) else {
+            return; // already waiting (seen again after a restart)
+        };
         warn!(
             "Failed to decrypt event {event_id} in {}, requesting keys",
             room.room_id()
         );
-        let raw_enc: Raw<OriginalSyncRoomEncryptedEvent> = ev.raw().clone().cast_unchecked();
-        let mut pending = s.pending.lock().unwrap();
-        if pending.len() >= s.pending_cap {
-            if let Some((_, old, _)) = pending.pop_front() {
-                let old_id = old
-                    .get_field::<String>("event_id")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                warn!(
-                    "Gave up waiting for the key of event {old_id} (too many undecryptable events)"
-                );
-            }
+        let _ = s.tx.send(MatrixEvent::Undecryptable(kept)).await;
+        if let Some(old) = given_up {
+            warn!("Gave up waiting for the key of event {old} (too many undecryptable events)");
+            let _ =
+                s.tx.send(MatrixEvent::UndecryptableDone { event_id: old })
+                    .await;
         }
-        pending.push_back((room.room_id().to_owned(), raw_enc, session_id));
         return;
     }
     if let Some(incoming) = parse_event(room.room_id().as_str(), &json, encrypted) {
         deliver(s, room, incoming).await;
     }
+    // An event kept from an earlier run that decrypts now (its key came while mmrelay was
+    // stopped, and the sync brought it again): it no longer waits.
+    if encrypted && forget_waiting(s, event_id) {
+        let _ =
+            s.tx.send(MatrixEvent::UndecryptableDone {
+                event_id: event_id.to_string(),
+            })
+            .await;
+    }
+}
+
+/// Adds `w` to the events waiting for their keys: `None` if it waits already, else the id of
+/// the oldest one given up to make room, if any.
+pub(super) fn wait_for_key(s: &SyncShared, w: Waiting) -> Option<Option<String>> {
+    let mut pending = s.pending.lock().unwrap();
+    if pending.iter().any(|p| p.event_id == w.event_id) {
+        return None;
+    }
+    let given_up = if pending.len() >= s.pending_cap {
+        pending.pop_front().map(|old| old.event_id)
+    } else {
+        None
+    };
+    pending.push_back(w);
+    Some(given_up)
+}
+
+/// Removes `event_id` from the events waiting; whether it was there.
+fn forget_waiting(s: &SyncShared, event_id: &str) -> bool {
+    let mut pending = s.pending.lock().unwrap();
+    let before = pending.len();
+    pending.retain(|p| p.event_id != event_id);
+    pending.len() != before
 }
 
 /// Which undecryptable events to try again.
@@ -296,36 +356,52 @@ pub(super) enum Retry {
     Sessions(HashSet<String>),
     /// All of this room (a history bundle was imported).
     Room(OwnedRoomId),
+    /// All (at start: keys may have come with the first sync).
+    All,
 }
 
-/// Decrypts what waited for `which` and hands it to the relay (followed by a token-less
-/// [`MatrixEvent::Synced`], so the relay saves it at once).
+/// Decrypts what waited for `which` and hands it to the relay, each followed by
+/// [`MatrixEvent::UndecryptableDone`], then a token-less [`MatrixEvent::Synced`] so the relay
+/// saves them at once.
 pub(super) async fn retry_pending(s: &SyncShared, client: &Client, which: &Retry) {
-    let ready: Vec<_> = {
+    let ready: Vec<Waiting> = {
         let mut pending = s.pending.lock().unwrap();
-        let (ready, keep): (Vec<_>, Vec<_>) =
-            pending.drain(..).partition(|(room, _, sid)| match which {
-                Retry::Sessions(set) => set.contains(sid),
-                Retry::Room(r) => r == room,
-            });
+        let (ready, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|w| match which {
+            Retry::Sessions(set) => set.contains(&w.session_id),
+            Retry::Room(r) => *r == w.room,
+            Retry::All => true,
+        });
         pending.extend(keep);
         ready
     };
     let mut decrypted = false;
-    for (room_id, raw, sid) in ready {
-        let Some(room) = client.get_room(&room_id) else {
+    for w in ready {
+        let Some(room) = client.get_room(&w.room) else {
+            s.pending.lock().unwrap().push_back(w);
             continue;
         };
-        match room.decrypt_event(&raw, None).await {
+        match room.decrypt_event(&w.raw, None).await {
             Ok(ev) if !ev.kind.is_utd() => {
-                let id = ev.event_id().map(|e| e.to_string()).unwrap_or_default();
-                info!("Decrypted event {id} in {room_id} now that its key arrived");
+                info!(
+                    "Decrypted event {} in {} now that its key arrived",
+                    w.event_id, w.room
+                );
                 on_timeline_event(s, &room, &ev).await;
+                let done = MatrixEvent::UndecryptableDone {
+                    event_id: w.event_id,
+                };
+                let _ = s.tx.send(done).await;
                 decrypted = true;
             }
             _ => {
-                debug!("key for session {sid} arrived but the event still does not decrypt");
-                s.pending.lock().unwrap().push_back((room_id, raw, sid));
+                debug!(
+                    "event {} still does not decrypt (session {})",
+                    w.event_id, w.session_id
+                );
+                let mut pending = s.pending.lock().unwrap();
+                if !pending.iter().any(|p| p.event_id == w.event_id) {
+                    pending.push_back(w);
+                }
             }
         }
     }

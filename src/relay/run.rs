@@ -22,7 +22,7 @@ use super::state::Relay;
 use crate::config::relay::{format_problems, load_relay_config, RelayConfig};
 use crate::matrix::client::{self as mxclient, MatrixOptions};
 use crate::matrix::credentials::MatrixPaths;
-use crate::matrix::event::MatrixEvent;
+use crate::matrix::event::{MatrixEvent, Undecryptable};
 use crate::matrix::session::LoginParams;
 use crate::mesh::link::{self, LinkEvent, LinkOptions, PendingSend, SendOutcome};
 use crate::mesh::radio::TextMessage;
@@ -99,6 +99,16 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
     // A short hand-over queue: the relay keeps the rest, saved and in order (its backlog).
     mopts.send_queue = 16;
     let since_at_start = mopts.since.clone();
+    mopts.undecryptable = store
+        .waiting_events()
+        .into_iter()
+        .map(|w| Undecryptable {
+            room_id: w.room_id,
+            event_id: w.event_id,
+            session_id: w.session_id,
+            event: w.event,
+        })
+        .collect();
     let (mx, mut mx_events, mx_task) = mxclient::start(&mpaths, mopts).await?;
     let resolved: Vec<String> = mx.rooms().iter().map(|r| r.to_string()).collect();
     let rules = Rules {
@@ -137,6 +147,9 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
         cfg.mesh_queue,
         since_at_start,
     );
+    for event_id in mx.dropped_undecryptable() {
+        r.on_undecryptable_done(event_id.clone());
+    }
     if cfg.plugins.any_active() {
         let name = BotName {
             user_id: mx.user_id().to_string(),
@@ -277,6 +290,10 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
                 }
                 Some(MatrixEvent::Synced { token }) => r.on_synced(token),
                 Some(MatrixEvent::Incoming(ev)) => r.on_incoming(&ev),
+                Some(MatrixEvent::Undecryptable(u)) => r.on_undecryptable(u),
+                Some(MatrixEvent::UndecryptableDone { event_id }) => {
+                    r.on_undecryptable_done(event_id)
+                }
             },
         }
     }

@@ -3,7 +3,8 @@
 //! (`longnames`, `shortnames`, `message_map`), plus a small key/value table for relay state
 //! and the outbox: Matrix messages accepted for the mesh but not yet taken by the radio
 //! (postcard records), so they survive a restart and are sent once; and the device-metrics
-//! history of the telemetry commands ([`telemetry`]).
+//! history of the telemetry commands ([`telemetry`]); the Matrix events that wait for their
+//! room keys ([`waiting`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +16,9 @@ use crate::mesh::proto::BROADCAST;
 use crate::mesh::radio::node_id;
 
 pub mod telemetry;
+pub mod waiting;
 pub use telemetry::Sample;
+pub use waiting::WaitingEvent;
 
 /// A relayed message as the message map remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: device-metrics history for the telemetry commands.
     "CREATE TABLE IF NOT EXISTS mmrelay_telemetry (node INTEGER NOT NULL, slot INTEGER NOT NULL,
          battery REAL, voltage REAL, air_util_tx REAL, PRIMARY KEY (node, slot));",
+    // 5: Matrix events waiting for their room keys.
+    "CREATE TABLE IF NOT EXISTS mmrelay_waiting (event_id TEXT PRIMARY KEY, room_id TEXT NOT NULL,
+         session_id TEXT NOT NULL, event TEXT NOT NULL);",
 ];
 
 /// Schema version written in `PRAGMA user_version`.
@@ -141,6 +147,9 @@ pub struct Changes {
     pub text: Option<(&'static str, String)>,
     /// New device-metrics samples.
     pub telemetry: Vec<Sample>,
+    /// Matrix events that wait for their keys, and those that no longer wait (by event id).
+    pub waiting: Vec<WaitingEvent>,
+    pub waiting_done: Vec<String>,
 }
 
 impl Changes {
@@ -152,6 +161,8 @@ impl Changes {
             && self.ints.is_empty()
             && self.text.is_none()
             && self.telemetry.is_empty()
+            && self.waiting.is_empty()
+            && self.waiting_done.is_empty()
     }
 }
 
@@ -486,6 +497,7 @@ impl Store {
             )?;
         }
         self.save_telemetry(&c.telemetry)?;
+        self.save_waiting(&c.waiting, &c.waiting_done)?;
         Ok(saved)
     }
 

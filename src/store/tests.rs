@@ -323,3 +323,48 @@ fn telemetry_rows_are_replaced_per_slot_and_pruned_to_the_window() {
     .unwrap();
     assert_eq!(s.telemetry_len(), MAX_SAMPLES);
 }
+
+fn waiting(id: usize) -> WaitingEvent {
+    WaitingEvent {
+        room_id: "!r:x".into(),
+        event_id: format!("${id}"),
+        session_id: "s".into(),
+        event: format!("{{\"event_id\":\"${id}\"}}"),
+    }
+}
+
+#[test]
+fn waiting_events_are_kept_bounded_once_each_and_forgotten_when_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let mut s = Store::open(&path, 100).unwrap();
+    let ids =
+        |s: &Store| -> Vec<String> { s.waiting_events().into_iter().map(|w| w.event_id).collect() };
+    let save = |s: &mut Store, new: Vec<WaitingEvent>, done: Vec<String>| {
+        s.save(&Changes {
+            waiting: new,
+            waiting_done: done,
+            ..Default::default()
+        })
+        .unwrap();
+    };
+    save(&mut s, vec![waiting(1), waiting(2)], vec![]);
+    // Seen again (a sync read twice after a crash): kept once, in its place.
+    save(&mut s, vec![waiting(1)], vec![]);
+    assert_eq!(ids(&s), ["$1", "$2"]);
+    save(&mut s, vec![], vec!["$1".into()]);
+    assert_eq!(ids(&s), ["$2"]);
+    // The oldest go beyond the bound.
+    save(
+        &mut s,
+        (3..3 + waiting::MAX_WAITING).map(waiting).collect(),
+        vec![],
+    );
+    let kept = ids(&s);
+    assert_eq!(kept.len(), waiting::MAX_WAITING);
+    assert_eq!(kept[0], "$3");
+    // Across a reopening, with the event as it was.
+    drop(s);
+    let s = Store::open(&path, 100).unwrap();
+    assert_eq!(s.waiting_events()[0], waiting(3));
+}

@@ -130,6 +130,8 @@ pub(super) struct Relay {
     pub(super) radio: Result<Instant, String>,
     pub(super) last_sync: Option<Instant>,
     pub(super) last_error: Option<(Instant, String)>,
+    /// Matrix events waiting for their keys, changed since the last save.
+    pub(super) waiting: waiting::Waiting,
 }
 
 impl Relay {
@@ -187,6 +189,7 @@ impl Relay {
             radio: Err("not connected yet".into()),
             last_sync: None,
             last_error: None,
+            waiting: waiting::Waiting::default(),
         };
         for (id, item) in waiting {
             r.queue_to_matrix(id, item);
@@ -509,7 +512,7 @@ impl Relay {
         if token.is_some() {
             self.last_sync = Some(Instant::now());
         }
-        if self.from_sync.is_empty() && self.answers.is_empty() {
+        if self.from_sync.is_empty() && self.answers.is_empty() && self.waiting.is_empty() {
             if let Some(t) = token {
                 self.deferred.token = Some(t);
             }
@@ -542,6 +545,7 @@ impl Relay {
             text: token.map(|t| (SYNC_TOKEN, t)),
             ..Default::default()
         };
+        self.waiting.take_into(&mut c);
         match self.save(&mut c, false) {
             Ok(saved) => {
                 self.outbox.extend(saved.to_mesh.into_iter().zip(c.to_mesh));
@@ -550,6 +554,7 @@ impl Relay {
                 }
             }
             Err(e) => {
+                self.waiting.restore_from(&mut c);
                 // Still sent in this run; only a restart before then would lose them.
                 warn!(
                     "Could not save {} message(s) for the mesh: {e}",
@@ -577,6 +582,7 @@ impl Relay {
 
 mod radio;
 pub(super) use radio::Handoff;
+mod waiting;
 
 #[cfg(test)]
 mod tests;

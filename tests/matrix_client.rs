@@ -30,6 +30,7 @@ async fn login_bot(home: &Path) -> (MatrixPaths, String) {
         username: bot.clone(),
         password: "bot-pass".into(),
         reset_cross_signing: false,
+        ..Default::default()
     };
     session::login(&paths, &params, &mut |_| {}).await.unwrap();
     (paths, format!("@{bot}:localhost"))
@@ -460,6 +461,7 @@ async fn legacy_password_config_logs_in_once() {
         username: format!("@{bot}:localhost"),
         password: "legacy-pass".into(),
         reset_cross_signing: false,
+        ..Default::default()
     });
     let (h, _ev, task) = client::start(&paths, opts.clone()).await.unwrap();
     let creds = Credentials::load(&paths.credentials)

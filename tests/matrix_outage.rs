@@ -75,6 +75,7 @@ async fn queued_sends_survive_outages_and_restarts_and_arrive_once() {
         username: bot.clone(),
         password: "pw".into(),
         reset_cross_signing: false,
+        ..Default::default()
     };
     session::login(&paths, &params, &mut |_| {}).await.unwrap();
     let bot_id: matrix_sdk::ruma::OwnedUserId = format!("@{bot}:localhost").parse().unwrap();

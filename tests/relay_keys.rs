@@ -36,13 +36,22 @@ fn waiting_rows(home: &std::path::Path) -> i64 {
         .unwrap()
 }
 
-/// The bot's first device (a plain client) has the room key; mmrelay's device, logged in
-/// after, does not: the sender's client has not synced since and shares only with the devices
-/// it knows. mmrelay keeps the undecryptable messages and asks its own devices for the key; it
-/// is killed before the answer. The other device answers while mmrelay is down; after the
-/// restart the messages reach the mesh, once each, and are no longer kept.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_whose_key_comes_after_a_crash_reaches_the_mesh_once() {
+const SEALED: &str = "sealed for the other device";
+
+/// What both tests start from (see the first one), up to mmrelay's first start.
+struct Setup {
+    sim: mmrelay::sim::Simulator,
+    port: u16,
+    home: tempfile::TempDir,
+    human: Client,
+    hroom: matrix_sdk::Room,
+    other: Client,
+    room: matrix_sdk::ruma::OwnedRoomId,
+    bot_id: OwnedUserId,
+    sealed_id: matrix_sdk::ruma::OwnedEventId,
+}
+
+async fn setup() -> Setup {
     let hs = synapse();
     let (sim, ep) = tcp_sim(SimConfig::default()).await;
     let Endpoint::Tcp { port, .. } = ep else {
@@ -78,6 +87,7 @@ async fn a_message_whose_key_comes_after_a_crash_reaches_the_mesh_once() {
         username: bot.clone(),
         password: "bot-pass".into(),
         reset_cross_signing: false,
+        ..Default::default()
     };
     let report = mmrelay::matrix::session::login(&paths, &params, &mut |_| {})
         .await
@@ -122,9 +132,8 @@ async fn a_message_whose_key_comes_after_a_crash_reaches_the_mesh_once() {
 
     // The human, not synced since mmrelay's login, shares the session with the first device
     // only (it did so with the message above).
-    let sealed = "sealed for the other device";
     let sealed_id = hroom
-        .send(RoomMessageEventContent::text_plain(sealed))
+        .send(RoomMessageEventContent::text_plain(SEALED))
         .await
         .unwrap()
         .response
@@ -138,6 +147,37 @@ async fn a_message_whose_key_comes_after_a_crash_reaches_the_mesh_once() {
         ),
     )
     .unwrap();
+    Setup {
+        sim,
+        port,
+        home,
+        human,
+        hroom,
+        other,
+        room,
+        bot_id,
+        sealed_id,
+    }
+}
+
+/// The bot's first device (a plain client) has the room key; mmrelay's device, logged in
+/// after, does not: the sender's client has not synced since and shares only with the devices
+/// it knows. mmrelay keeps the undecryptable messages and asks its own devices for the key; it
+/// is killed before the answer. The other device answers while mmrelay is down; after the
+/// restart the messages reach the mesh, once each, and are no longer kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_key_comes_after_a_crash_reaches_the_mesh_once() {
+    let Setup {
+        sim,
+        home,
+        human,
+        hroom,
+        other,
+        room,
+        sealed_id,
+        ..
+    } = setup().await;
+    let sealed = SEALED;
     let mut relay = Relay::launch(home.path()).await;
     let t0 = Instant::now();
     while waiting_rows(home.path()) < 2 {
@@ -217,5 +257,56 @@ async fn a_message_whose_key_comes_after_a_crash_reaches_the_mesh_once() {
     assert!(texts[3].ends_with("marker"), "{texts:?}");
     relay.stop().await;
     answering.abort();
+    assert_eq!(waiting_rows(home.path()), 0);
+}
+
+/// Kept undecryptable events of a room that is no longer bridged: one line each at the next
+/// start, forgotten, and the relay goes on with the rooms it bridges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_events_of_a_room_no_longer_bridged_are_forgotten_with_one_line_each() {
+    let Setup {
+        sim,
+        port,
+        home,
+        human,
+        bot_id,
+        sealed_id,
+        ..
+    } = setup().await;
+    let mut relay = Relay::launch(home.path()).await;
+    let t0 = Instant::now();
+    while waiting_rows(home.path()) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", relay.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.kill();
+
+    // The config now bridges another (plain) room only.
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![bot_id.clone()];
+    req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    let plain = human.create_room(req).await.unwrap().room_id().to_owned();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix_rooms:\n  - id: \"{plain}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KeyNet\n"
+        ),
+    )
+    .unwrap();
+    let relay = Relay::launch(home.path()).await;
+    let log = relay.log();
+    let line = format!("Forgetting event {sealed_id} that waited for its key: its room");
+    assert_eq!(log.matches(&line).count(), 1, "{log}");
+    assert_eq!(log.matches("is no longer bridged").count(), 2, "{log}");
+    // Relaying goes on in the bridged room (joined at start; plain, so no key to share); the
+    // message's sync saves the forgetting too.
+    sync(&human).await;
+    let r = human.get_room(&plain).unwrap();
+    r.send(RoomMessageEventContent::text_plain("in the bridged room"))
+        .await
+        .unwrap();
+    wait_mesh(&sim, 1, 60, "the message of the bridged room").await;
+    assert!(mesh_texts(&sim, 0)[0].ends_with("in the bridged room"));
+    relay.stop().await;
     assert_eq!(waiting_rows(home.path()), 0);
 }

@@ -33,13 +33,25 @@ pub enum AuthCommand {
         username: Option<String>,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Log in with a login token (m.login.token) from this file ('-' for standard input)
+        /// instead of the password
+        #[arg(long, value_name = "FILE", conflicts_with = "access_token_file")]
+        token_file: Option<PathBuf>,
+        /// Adopt the access token in this file ('-' for standard input) instead of logging in
+        #[arg(long, value_name = "FILE")]
+        access_token_file: Option<PathBuf>,
+        /// The file that holds the bot's recovery key: read when the account has one (else
+        /// asked for at a terminal), written (0600, never overwritten) when it gets one now
+        #[arg(long, value_name = "FILE")]
+        recovery_key_file: Option<PathBuf>,
         /// Replace the account's cross-signing identity (when its keys were lost)
         #[arg(long)]
         reset_cross_signing: bool,
     },
     /// Show the credentials in use and whether they work; exit 0 when usable
     Status,
-    /// Log the bot out on the server and remove its credentials and E2EE store
+    /// Log the bot out on the server and remove its credentials and E2EE store (with a
+    /// password, the device is deleted with it; without one, its access token is ended)
     Logout {
         #[command(flatten)]
         password: PasswordArgs,
@@ -119,8 +131,19 @@ pub async fn run(paths: &Paths, cmd: AuthCommand) -> ExitCode {
             homeserver,
             username,
             password: pw,
+            token_file,
+            access_token_file,
+            recovery_key_file,
             reset_cross_signing,
-        } => login(&mpaths, homeserver, username, &pw, reset_cross_signing).await,
+        } => {
+            let how = How {
+                token_file,
+                access_token_file,
+                recovery_key_file,
+                reset: reset_cross_signing,
+            };
+            login(&mpaths, homeserver, username, &pw, how).await
+        }
         AuthCommand::Status => {
             let report = crate::matrix::account::status(&mpaths).await;
             for l in &report.lines {
@@ -143,12 +166,50 @@ pub async fn run(paths: &Paths, cmd: AuthCommand) -> ExitCode {
     }
 }
 
+/// How `auth login` signs in, besides the password.
+struct How {
+    token_file: Option<PathBuf>,
+    access_token_file: Option<PathBuf>,
+    recovery_key_file: Option<PathBuf>,
+    reset: bool,
+}
+
+/// A token from `file` ('-': the first line of standard input).
+fn read_token(file: &std::path::Path, flag: &str) -> Result<String, String> {
+    let text = if file.as_os_str() == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("{flag}: cannot read standard input: {e}"))?;
+        line
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{flag} {}: {e}", file.display()))?
+    };
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(format!("{flag} {}: empty", file.display()));
+    }
+    Ok(token)
+}
+
+/// The recovery key typed at a terminal (not echoed), if one is there.
+fn ask_recovery_key() -> Option<String> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprintln!("This account has a recovery key: type it to sign this device with the bot's identity (empty to skip).");
+    let key = rpassword::prompt_password("Recovery key: ").ok()?;
+    let key = key.trim().to_string();
+    (!key.is_empty()).then_some(key)
+}
+
 async fn login(
     mpaths: &MatrixPaths,
     homeserver: Option<String>,
     username: Option<String>,
     pw: &PasswordArgs,
-    reset: bool,
+    how: How,
 ) -> Result<(), String> {
     let interactive = std::io::stdin().is_terminal();
     let homeserver = match homeserver {
@@ -156,20 +217,40 @@ async fn login(
         None if interactive => prompt("Homeserver (e.g. matrix.org): ")?,
         None => return Err("--homeserver is required when not at a terminal".into()),
     };
+    let login_token = match &how.token_file {
+        Some(f) => Some(read_token(f, "--token-file")?),
+        None => None,
+    };
+    let access_token = match &how.access_token_file {
+        Some(f) => Some(read_token(f, "--access-token-file")?),
+        None => None,
+    };
+    let with_token = login_token.is_some() || access_token.is_some();
     let username = match username {
         Some(u) => u,
+        // A token names its user; a username given is checked against it.
+        None if with_token => String::new(),
         None if interactive => prompt("Username (e.g. @relaybot:matrix.org): ")?,
         None => return Err("--username is required when not at a terminal".into()),
     };
-    if homeserver.is_empty() || username.is_empty() {
+    if homeserver.is_empty() || (username.is_empty() && !with_token) {
         return Err("the homeserver and the username must not be empty".into());
     }
-    let password = password(pw)?;
+    let password = if with_token {
+        String::new()
+    } else {
+        password(pw)?
+    };
     let params = LoginParams {
         homeserver,
         username,
         password,
-        reset_cross_signing: reset,
+        reset_cross_signing: how.reset,
+        login_token,
+        access_token,
+        set_up_recovery: true,
+        recovery_key_file: how.recovery_key_file,
+        ask_recovery_key: Some(ask_recovery_key),
     };
     session::login(mpaths, &params, &mut |line| println!("{line}")).await?;
     Ok(())
@@ -188,8 +269,15 @@ async fn logout(mpaths: &MatrixPaths, pw: &PasswordArgs, yes: bool) -> Result<()
             return Err("nothing was changed".into());
         }
     }
-    let password = password(pw)?;
-    for line in crate::matrix::account::logout(mpaths, &password).await? {
+    // With a password (file or environment), the device is deleted with it; without one, the
+    // access token is logged out, which ends its device too.
+    let password =
+        if pw.password_file.is_some() || std::env::var(PASSWORD_ENV).is_ok_and(|p| !p.is_empty()) {
+            Some(password(pw)?)
+        } else {
+            None
+        };
+    for line in crate::matrix::account::logout(mpaths, password.as_deref()).await? {
         println!("{line}");
     }
     Ok(())

@@ -115,27 +115,35 @@ async fn token_line(client: &Client, creds: &Credentials, lines: &mut Vec<String
 /// the password, then removes credentials.json, the store and the passphrase file. With stale
 /// or incomplete credentials it still cleans up locally and says so. A wrong password stops it
 /// before anything is removed.
-pub async fn logout(paths: &MatrixPaths, password: &str) -> Result<Vec<String>, String> {
+pub async fn logout(paths: &MatrixPaths, password: Option<&str>) -> Result<Vec<String>, String> {
     let mut lines = Vec::new();
     match Credentials::load(&paths.credentials) {
         Ok(Some(creds)) => {
             let client = token_client(&creds).await?;
             let device: OwnedDeviceId = creds.device_id.as_str().into();
-            let first = client
-                .delete_devices(std::slice::from_ref(&device), None)
-                .await;
-            let result = match first {
-                Ok(_) => Ok(()),
-                Err(e) => match e.as_uiaa_response() {
-                    Some(uiaa) => {
-                        let auth = password_auth(&creds.user_id, password, uiaa.session.clone());
-                        client
-                            .delete_devices(std::slice::from_ref(&device), Some(auth))
-                            .await
-                            .map(|_| ())
+            let result = match password {
+                Some(password) => {
+                    let first = client
+                        .delete_devices(std::slice::from_ref(&device), None)
+                        .await;
+                    match first {
+                        Ok(_) => Ok(()),
+                        Err(e) => match e.as_uiaa_response() {
+                            Some(uiaa) => {
+                                let auth =
+                                    password_auth(&creds.user_id, password, uiaa.session.clone());
+                                client
+                                    .delete_devices(std::slice::from_ref(&device), Some(auth))
+                                    .await
+                                    .map(|_| ())
+                            }
+                            None => Err(e),
+                        },
                     }
-                    None => Err(e),
-                },
+                }
+                // Without a password: the access token is logged out; the homeserver ends
+                // its device with it.
+                None => client.matrix_auth().logout().await.map(|_| ()),
             };
             match result {
                 Ok(()) => lines.push(format!(

@@ -54,13 +54,20 @@ pub async fn cross_signing_state(client: &Client) -> CrossSigning {
 }
 
 /// Sets up cross-signing so that the device is verified by its owner. Uses the password when
-/// the server asks for it; `reset` replaces an identity whose keys are lost.
+/// the server asks for it (and says so when there is none); `reset` replaces an identity
+/// whose keys are lost.
 pub async fn setup_cross_signing(
     client: &Client,
     user: &str,
-    password: &str,
+    password: Option<&str>,
     reset: bool,
 ) -> Result<CrossSigning, String> {
+    let needs_password = |what: &str| {
+        format!(
+            "{what} needs the account's password, and this login has none: log in once with \
+             the password (`mmrelay auth login --password-file FILE`)"
+        )
+    };
     let enc = client.encryption();
     if reset {
         let handle = enc
@@ -72,6 +79,8 @@ pub async fn setup_cross_signing(
                 matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(u) => u.session.clone(),
                 _ => None,
             };
+            let password =
+                password.ok_or_else(|| needs_password("replacing the cross-signing identity"))?;
             handle
                 .auth(Some(password_auth(user, password, session)))
                 .await
@@ -82,6 +91,8 @@ pub async fn setup_cross_signing(
             let Some(uiaa) = e.as_uiaa_response() else {
                 return Err(format!("setting up cross-signing failed: {e}"));
             };
+            let password =
+                password.ok_or_else(|| needs_password("setting up cross-signing here"))?;
             let auth = password_auth(user, password, uiaa.session.clone());
             enc.bootstrap_cross_signing_if_needed(Some(auth))
                 .await
@@ -94,8 +105,8 @@ pub async fn setup_cross_signing(
 }
 
 /// Signs this device with the self-signing key when the store holds it and the device is not
-/// signed yet (an identity made earlier by this store).
-async fn sign_own_device(client: &Client) -> Result<(), String> {
+/// signed yet (an identity made earlier by this store, or restored from the recovery key).
+pub(super) async fn sign_own_device(client: &Client) -> Result<(), String> {
     let enc = client.encryption();
     if let Ok(Some(device)) = enc.get_own_device().await {
         if !device.is_cross_signed_by_owner()

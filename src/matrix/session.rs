@@ -18,8 +18,10 @@ use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
 use super::credentials::{self, Credentials, MatrixPaths};
-use super::cross_signing::{setup_cross_signing, CrossSigning};
 use super::stores::{self, HeldBack};
+
+// Logging in lives in `super::login`; its entry points are reachable from here too.
+pub use super::login::{credentials_from_token, login, LoginParams, LoginReport};
 
 /// The display name of mmrelay's devices.
 pub const DEVICE_NAME: &str = "mmrelay";
@@ -112,7 +114,7 @@ fn is_mismatched_account(e: &matrix_sdk::Error) -> bool {
     }
 }
 
-fn explain_transport(msg: &str, homeserver: &str) -> String {
+pub(super) fn explain_transport(msg: &str, homeserver: &str) -> String {
     let lower = msg.to_lowercase();
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         format!("TLS failure talking to {homeserver}: {msg} (check the URL and the system clock)")
@@ -198,199 +200,6 @@ pub async fn server_has_device_keys(
         .device_keys
         .get(user)
         .is_some_and(|d| d.contains_key(device)))
-}
-
-/// Login parameters.
-#[derive(Clone)]
-pub struct LoginParams {
-    pub homeserver: String,
-    /// Localpart or full `@user:server`.
-    pub username: String,
-    pub password: String,
-    pub reset_cross_signing: bool,
-}
-
-impl std::fmt::Debug for LoginParams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginParams")
-            .field("homeserver", &self.homeserver)
-            .field("username", &self.username)
-            .field("password", &"<hidden>")
-            .finish()
-    }
-}
-
-/// What a login did, line by line.
-#[derive(Debug, Default)]
-pub struct LoginReport {
-    pub lines: Vec<String>,
-    pub device_id: String,
-    pub cross_signing: Option<CrossSigning>,
-}
-
-/// Logs in, writes credentials.json, creates the store, uploads the keys and sets up
-/// cross-signing. `say` receives each step as it happens.
-pub async fn login(
-    paths: &MatrixPaths,
-    params: &LoginParams,
-    say: &mut dyn FnMut(&str),
-) -> Result<LoginReport, String> {
-    let mut report = LoginReport::default();
-    let mut step = |report: &mut LoginReport, s: String| {
-        say(&s);
-        report.lines.push(s);
-    };
-    let homeserver = normalize_homeserver(&params.homeserver);
-    // Reuse the device of earlier credentials for the same user, with its store.
-    let previous = Credentials::load(&paths.credentials).ok().flatten();
-    let wanted_user = params.username.trim().to_string();
-    let same_user = |c: &Credentials| {
-        c.user_id == wanted_user
-            || c.user_id.trim_start_matches('@').split(':').next() == Some(wanted_user.as_str())
-    };
-    let reuse = previous
-        .as_ref()
-        .filter(|c| same_user(c) && credentials::store_exists(&paths.store))
-        .cloned();
-    if reuse.is_none() && credentials::store_exists(&paths.store) {
-        std::fs::remove_dir_all(&paths.store).map_err(|e| {
-            format!(
-                "{}: cannot remove the old store: {e}",
-                paths.store.display()
-            )
-        })?;
-        step(
-            &mut report,
-            format!(
-                "Removed the store of the previous device: {}",
-                paths.store.display()
-            ),
-        );
-    }
-    let passphrase = credentials::ensure_passphrase(paths)?;
-    let (client, _) = open_client(&homeserver, true, &paths.store, &passphrase).await?;
-    let mut req = client
-        .matrix_auth()
-        .login_username(&wanted_user, &params.password)
-        .initial_device_display_name(DEVICE_NAME);
-    if let Some(prev) = &reuse {
-        req = req.device_id(&prev.device_id);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            if reuse.is_none() {
-                let _ = std::fs::remove_dir_all(&paths.store);
-            }
-            return Err(format!("login failed: {}", explain(&e, &homeserver)));
-        }
-    };
-    let creds = Credentials {
-        homeserver: client
-            .homeserver()
-            .to_string()
-            .trim_end_matches('/')
-            .to_string(),
-        user_id: resp.user_id.to_string(),
-        access_token: resp.access_token.clone(),
-        device_id: resp.device_id.to_string(),
-        extra: previous.map(|p| p.extra).unwrap_or_default(),
-    };
-    creds.save(&paths.credentials)?;
-    step(
-        &mut report,
-        format!("Logged in as {} on {}", creds.user_id, creds.homeserver),
-    );
-    step(
-        &mut report,
-        format!("Credentials written to {}", paths.credentials.display()),
-    );
-    step(
-        &mut report,
-        format!(
-            "Device ID: {}{}",
-            creds.device_id,
-            if reuse.is_some() { " (reused)" } else { "" }
-        ),
-    );
-    upload_keys(&client).await?;
-    step(
-        &mut report,
-        format!("E2EE store: {}", paths.store.display()),
-    );
-    step(&mut report, "Encryption keys uploaded".to_string());
-    let cs = setup_cross_signing(
-        &client,
-        &creds.user_id,
-        &params.password,
-        params.reset_cross_signing,
-    )
-    .await?;
-    step(
-        &mut report,
-        match cs {
-            CrossSigning::Signed => "Cross-signing set up: this device is verified by its owner".into(),
-            CrossSigning::IdentityElsewhere => "Cross-signing: the account already has an identity whose keys \
-                 are not on this device; run `mmrelay auth login --reset-cross-signing` to replace it"
-                .into(),
-            CrossSigning::NotSetUp => "Cross-signing could not be set up".into(),
-        },
-    );
-    report.device_id = creds.device_id;
-    report.cross_signing = Some(cs);
-    Ok(report)
-}
-
-/// Writes credentials.json for an access token from MMRelay's legacy config: the device id
-/// comes from the server (whoami).
-pub async fn credentials_from_token(
-    paths: &MatrixPaths,
-    homeserver: &str,
-    user: &str,
-    token: &str,
-) -> Result<Credentials, String> {
-    let homeserver = normalize_homeserver(homeserver);
-    let client = Client::builder()
-        .homeserver_url(&homeserver)
-        .build()
-        .await
-        .map_err(|e| explain_transport(&chain(&e), &homeserver))?;
-    let user_id: OwnedUserId = user
-        .parse()
-        .map_err(|e| format!("matrix.bot_user_id '{user}': {e}"))?;
-    // whoami needs a session; the device id is a placeholder until the server names it.
-    client
-        .restore_session(matrix_session(user_id.clone(), "UNKNOWN", token))
-        .await
-        .map_err(|e| format!("matrix.access_token: {e}"))?;
-    let who = client.whoami().await.map_err(|e| {
-        format!(
-            "matrix.access_token: {}",
-            explain(&matrix_sdk::Error::from(e), &homeserver)
-        )
-    })?;
-    let device = who.device_id.ok_or_else(|| {
-        "matrix.access_token: the server names no device for this token; run `mmrelay auth login`".to_string()
-    })?;
-    if who.user_id != user_id {
-        return Err(format!(
-            "matrix.access_token belongs to {}, not matrix.bot_user_id {user}",
-            who.user_id
-        ));
-    }
-    let creds = Credentials {
-        homeserver,
-        user_id: user_id.to_string(),
-        access_token: token.to_string(),
-        device_id: device.to_string(),
-        extra: Default::default(),
-    };
-    creds.save(&paths.credentials)?;
-    info!(
-        "Credentials written to {} (device {device})",
-        paths.credentials.display()
-    );
-    Ok(creds)
 }
 
 /// Why a session cannot be restored.

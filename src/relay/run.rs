@@ -88,6 +88,7 @@ pub async fn run(home: &Path, config_file: &Path) -> Result<(), String> {
             username: user.clone(),
             password: pw.clone(),
             reset_cross_signing: false,
+            ..Default::default()
         });
     }
     if let (Some(hs), Some(user), Some(token)) =

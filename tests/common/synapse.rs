@@ -456,6 +456,7 @@ pub async fn login_bot_on(url: &str, home: &Path) -> OwnedUserId {
         username: bot.clone(),
         password: "pw".into(),
         reset_cross_signing: false,
+        ..Default::default()
     };
     let paths = mmrelay::matrix::credentials::MatrixPaths::new(home, None);
     mmrelay::matrix::session::login(&paths, &params, &mut |_| {})

@@ -289,6 +289,8 @@ impl Run<'_> {
 
 /// `--plugins`: every bot command active (ordinary relaying must cost the same).
 static PLUGINS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// mmrelay logged in with `--without-recovery` (no key backup), to measure what backup costs.
+static WITHOUT_RECOVERY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 const PLUGINS_YAML: &str = "plugins:\n  help:\n    active: true\n  ping:\n    active: true\n  \
     nodes:\n    active: true\n  health:\n    active: true\n  telemetry:\n    active: true\n  \
@@ -318,6 +320,9 @@ fn login(spec: &RelaySpec, home: &Path, url: &str, user: &str) {
             let pw = home.join("password");
             std::fs::write(&pw, PASSWORD).unwrap();
             cmd.arg("--password-file").arg(&pw);
+            if WITHOUT_RECOVERY.load(std::sync::atomic::Ordering::Relaxed) {
+                cmd.arg("--without-recovery");
+            }
         }
         Kind::Python => {
             cmd.args(["--password", PASSWORD]);
@@ -504,7 +509,7 @@ async fn bench_one(
 
 fn usage() -> ! {
     eprintln!(
-        "usage: relay_bench --mmrelay BIN [--python-mmrelay VENV] [--quick] [--plugins] [--out DIR]\n\
+        "usage: relay_bench --mmrelay BIN [--python-mmrelay VENV] [--quick] [--plugins] [--without-recovery] [--out DIR]\n\
          Prefer bench/run.sh, which builds and installs what this needs."
     );
     std::process::exit(2)
@@ -548,6 +553,9 @@ async fn main() {
                 }
             }
             "--plugins" => PLUGINS.store(true, std::sync::atomic::Ordering::Relaxed),
+            "--without-recovery" => {
+                WITHOUT_RECOVERY.store(true, std::sync::atomic::Ordering::Relaxed)
+            }
             "--out" => out = PathBuf::from(args.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }

@@ -5,6 +5,7 @@
 #   bench/run.sh --ours     mmrelay only
 #   bench/run.sh --quick    a shorter workload (5 + 5 texts, burst of 30, 10 s idle)
 #   bench/run.sh --plugins  with every bot command active (the config's plugins: section)
+#   bench/run.sh --without-recovery   mmrelay logged in without a recovery key (no key backup)
 #   bench/run.sh --binary PATH   measure that mmrelay build instead of the host release build
 #                           (for example target/cross/x86_64-unknown-linux-musl/release/mmrelay)
 #
@@ -31,7 +32,8 @@ while [ $# -gt 0 ]; do
       [ -x "$binary" ] || { echo "error: no mmrelay binary at $binary" >&2; exit 2; } ;;
     --quick) driver_args+=(--quick) ;;
     --plugins) driver_args+=(--plugins) ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --without-recovery) driver_args+=(--without-recovery) ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done

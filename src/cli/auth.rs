@@ -44,6 +44,10 @@ pub enum AuthCommand {
         /// asked for at a terminal), written (0600, never overwritten) when it gets one now
         #[arg(long, value_name = "FILE")]
         recovery_key_file: Option<PathBuf>,
+        /// Do not set up a recovery key (secret storage and key backup) when the account has
+        /// none
+        #[arg(long, conflicts_with = "recovery_key_file")]
+        without_recovery: bool,
         /// Replace the account's cross-signing identity (when its keys were lost)
         #[arg(long)]
         reset_cross_signing: bool,
@@ -134,12 +138,14 @@ pub async fn run(paths: &Paths, cmd: AuthCommand) -> ExitCode {
             token_file,
             access_token_file,
             recovery_key_file,
+            without_recovery,
             reset_cross_signing,
         } => {
             let how = How {
                 token_file,
                 access_token_file,
                 recovery_key_file,
+                recovery: !without_recovery,
                 reset: reset_cross_signing,
             };
             login(&mpaths, homeserver, username, &pw, how).await
@@ -171,6 +177,7 @@ struct How {
     token_file: Option<PathBuf>,
     access_token_file: Option<PathBuf>,
     recovery_key_file: Option<PathBuf>,
+    recovery: bool,
     reset: bool,
 }
 
@@ -248,7 +255,7 @@ async fn login(
         reset_cross_signing: how.reset,
         login_token,
         access_token,
-        set_up_recovery: true,
+        set_up_recovery: how.recovery,
         recovery_key_file: how.recovery_key_file,
         ask_recovery_key: Some(ask_recovery_key),
     };

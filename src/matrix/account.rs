@@ -72,6 +72,18 @@ pub async fn status(paths: &MatrixPaths) -> StatusReport {
                 cross_signing_state(&client).await
             };
             r.lines.push(format!("Cross-signing: {}", cs.describe()));
+            if token_ok {
+                r.lines.push(format!(
+                    "Recovery:    {}",
+                    match super::recovery::on_account(&client).await {
+                        Ok(true) => "set up (secret storage and key backup on the server)".into(),
+                        Ok(false) => "not set up (`mmrelay auth login --recovery-key-file FILE` \
+                                      makes a recovery key)"
+                            .to_string(),
+                        Err(e) => format!("cannot tell ({e})"),
+                    }
+                ));
+            }
             r.usable = token_ok;
         }
         Err(e) => r.lines.push(format!("Store:       {e}")),

@@ -363,6 +363,31 @@ async fn an_access_token_is_adopted_and_another_users_is_refused() {
     );
     nothing_written(home.path());
 
+    // The config names another bot: refused too.
+    let config = home.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "matrix:\n  bot_user_id: \"@someone-else:localhost\"\n",
+    )
+    .unwrap();
+    let out = run(
+        home.path(),
+        &[
+            "auth",
+            "login",
+            "--homeserver",
+            hs.url.as_str(),
+            "--access-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("not @someone-else:localhost"), "{t}");
+    nothing_written(home.path());
+    std::fs::remove_file(&config).unwrap();
+
     let out = run(
         home.path(),
         &[

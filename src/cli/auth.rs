@@ -148,7 +148,7 @@ pub async fn run(paths: &Paths, cmd: AuthCommand) -> ExitCode {
                 recovery: !without_recovery,
                 reset: reset_cross_signing,
             };
-            login(&mpaths, homeserver, username, &pw, how).await
+            login(paths, &mpaths, homeserver, username, &pw, how).await
         }
         AuthCommand::Status => {
             let report = crate::matrix::account::status(&mpaths).await;
@@ -200,6 +200,14 @@ fn read_token(file: &std::path::Path, flag: &str) -> Result<String, String> {
     Ok(token)
 }
 
+/// `matrix.bot_user_id` of the config, if it has one.
+fn configured_bot(paths: &Paths) -> Option<String> {
+    let text = crate::config::read_text(&paths.config).ok()?;
+    crate::config::relay::bot_user_id(&text, &crate::config::process_env)
+        .ok()
+        .flatten()
+}
+
 /// The recovery key typed at a terminal (not echoed), if one is there.
 fn ask_recovery_key() -> Option<String> {
     if !std::io::stdin().is_terminal() {
@@ -212,6 +220,7 @@ fn ask_recovery_key() -> Option<String> {
 }
 
 async fn login(
+    paths: &Paths,
     mpaths: &MatrixPaths,
     homeserver: Option<String>,
     username: Option<String>,
@@ -235,8 +244,9 @@ async fn login(
     let with_token = login_token.is_some() || access_token.is_some();
     let username = match username {
         Some(u) => u,
-        // A token names its user; a username given is checked against it.
-        None if with_token => String::new(),
+        // A token names its user; a username given (or the config's matrix.bot_user_id) is
+        // checked against it.
+        None if with_token => configured_bot(paths).unwrap_or_default(),
         None if interactive => prompt("Username (e.g. @relaybot:matrix.org): ")?,
         None => return Err("--username is required when not at a terminal".into()),
     };

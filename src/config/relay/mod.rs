@@ -216,6 +216,14 @@ pub fn store_path(
     read_part(text, env, |r| read_e2ee(r).1)
 }
 
+/// `matrix.bot_user_id` alone (for `auth login`, which checks a token's user against it).
+pub fn bot_user_id(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, Vec<Problem>> {
+    read_part(text, env, |r| r.string("matrix.bot_user_id"))
+}
+
 /// Reads one part of the config with `part`; its problems only.
 fn read_part<T>(
     text: &str,

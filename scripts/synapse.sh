@@ -56,7 +56,7 @@ rc_3pid_validation: {per_second: 1000, burst_count: 1000}
 rc_admin_redaction: {per_second: 1000, burst_count: 1000}
 rc_delayed_event_mgmt: {per_second: 1000, burst_count: 1000}
 # A logged-in session may ask for a login token for a new device (MSC3882), as after single
-# sign-on: what `mmrelay auth login --token-file` is tested with.
+# sign-on: what mmrelay auth login --token-file is tested with.
 login_via_existing_session:
   enabled: true
   require_ui_auth: false

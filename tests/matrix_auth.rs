@@ -4,47 +4,12 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
+use common::cli::{mode, run, text};
 use common::synapse::{password_file, register, synapse, unique, Human};
 use matrix_sdk::ruma::OwnedUserId;
-
-const MMRELAY: &str = env!("CARGO_BIN_EXE_mmrelay");
-
-fn mmrelay(home: &Path, args: &[&str]) -> Output {
-    Command::new(MMRELAY)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("MMRELAY_MATRIX_PASSWORD")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mmrelay")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
-async fn run(home: &Path, args: Vec<String>) -> Output {
-    let home = home.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        mmrelay(&home, &a)
-    })
-    .await
-    .unwrap()
-}
 
 /// `auth login` with a homeserver, a user and a password file.
 fn login_args(homeserver: &str, user: &str, password_file: &Path) -> Vec<String> {

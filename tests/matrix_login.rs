@@ -6,44 +6,12 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
+use common::cli::{mode, run, text};
 use common::synapse::{login_elsewhere, password_file, register, synapse, unique, Human};
 use matrix_sdk::ruma::api::client::session::get_login_token;
 use matrix_sdk::ruma::OwnedUserId;
-
-const MMRELAY: &str = env!("CARGO_BIN_EXE_mmrelay");
-
-async fn run(home: &Path, args: &[&str]) -> Output {
-    let home = home.to_path_buf();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(MMRELAY)
-            .arg("--home")
-            .arg(&home)
-            .args(&args)
-            .env_remove("MMRELAY_MATRIX_PASSWORD")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mmrelay")
-    })
-    .await
-    .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
 
 fn creds(home: &Path) -> serde_json::Value {
     let p = home.join("matrix/credentials.json");
@@ -91,24 +59,23 @@ async fn the_recovery_key_brings_the_bots_identity_back_on_a_new_store() {
     let key_arg = key_file.to_str().unwrap();
     let home = tempfile::tempdir().unwrap();
     let pw = password_file(keys.path(), "bot-pass");
-    let login = |extra: Vec<&'static str>| {
-        let mut a: Vec<&str> = vec![
+    // A password login of `user` (password file `pw`) with the recovery key file `key`.
+    let login = |user: &str, pw: &Path, key: &Path| {
+        [
             "auth",
             "login",
             "--homeserver",
             hs.url.as_str(),
             "--username",
-            bot.as_str(),
+            user,
             "--password-file",
             pw.to_str().unwrap(),
-        ];
-        a.extend(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            "--recovery-key-file",
+            key.to_str().unwrap(),
+        ]
+        .map(String::from)
     };
-    let mut args = login(vec![]);
-    args.extend(["--recovery-key-file".to_string(), key_arg.to_string()]);
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(home.path(), &a).await;
+    let out = run(home.path(), login(&bot, &pw, &key_file)).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
@@ -156,13 +123,7 @@ async fn the_recovery_key_brings_the_bots_identity_back_on_a_new_store() {
     ] {
         let f = keys.path().join(name);
         std::fs::write(&f, &bad).unwrap();
-        let mut args = login(vec![]);
-        args.extend([
-            "--recovery-key-file".to_string(),
-            f.to_str().unwrap().to_string(),
-        ]);
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(home.path(), &a).await;
+        let out = run(home.path(), login(&bot, &pw, &f)).await;
         let t = text(&out);
         assert!(!out.status.success(), "{name} key accepted: {t}");
         assert!(t.contains("the recovery key does not open"), "{t}");
@@ -171,10 +132,7 @@ async fn the_recovery_key_brings_the_bots_identity_back_on_a_new_store() {
     }
 
     // The right key: a new device, signed by the unchanged master key.
-    let mut args = login(vec![]);
-    args.extend(["--recovery-key-file".to_string(), key_arg.to_string()]);
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(home.path(), &a).await;
+    let out = run(home.path(), login(&bot, &pw, &key_file)).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
@@ -201,40 +159,10 @@ async fn the_recovery_key_brings_the_bots_identity_back_on_a_new_store() {
     let other_home = tempfile::tempdir().unwrap();
     let other_pw = password_file(other_home.path(), "other-pass");
     let other_key = other_home.path().join("key");
-    let out = run(
-        other_home.path(),
-        &[
-            "auth",
-            "login",
-            "--homeserver",
-            &hs.url,
-            "--username",
-            &other,
-            "--password-file",
-            other_pw.to_str().unwrap(),
-            "--recovery-key-file",
-            other_key.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = run(other_home.path(), login(&other, &other_pw, &other_key)).await;
     assert!(out.status.success(), "{}", text(&out));
     std::fs::remove_dir_all(other_home.path().join("matrix")).unwrap();
-    let out = run(
-        other_home.path(),
-        &[
-            "auth",
-            "login",
-            "--homeserver",
-            &hs.url,
-            "--username",
-            &other,
-            "--password-file",
-            other_pw.to_str().unwrap(),
-            "--recovery-key-file",
-            key_arg,
-        ],
-    )
-    .await;
+    let out = run(other_home.path(), login(&other, &other_pw, &key_file)).await;
     let t = text(&out);
     assert!(!out.status.success(), "another account's key accepted: {t}");
     assert!(t.contains("the recovery key does not open"), "{t}");

@@ -102,9 +102,16 @@ async fn outbound_sessions_continue_after_a_clean_stop_and_never_after_a_crash()
     let account = Account::with_device_id(user_id!("@bot:example.org"), device_id!("BOT"));
     let (outbound, _) = account.create_group_session_pair_with_defaults(room).await;
     let session = |s: &matrix_sdk_crypto::olm::OutboundGroupSession| s.session_id().to_owned();
-    let save = Changes {
+    let save = || Changes {
         outbound_group_sessions: vec![outbound.clone()],
         ..Default::default()
+    };
+    // The next run: the store opened again, the account loaded (as the SDK does first).
+    let next_run = |run: SdkCryptoStore| async {
+        drop(run);
+        let run = open_crypto(&path, None).await;
+        run.load_account().await.unwrap();
+        run
     };
 
     // A run that encrypts, then crashes: nothing of its session is on disk.
@@ -114,12 +121,10 @@ async fn outbound_sessions_continue_after_a_clean_stop_and_never_after_a_crash()
     })
     .await
     .unwrap();
-    run.save_changes(save).await.unwrap();
+    run.save_changes(save()).await.unwrap();
     let held = run.get_outbound_group_session(room).await.unwrap();
     assert_eq!(held.as_ref().map(session), Some(session(&outbound)));
-    drop(run);
-    let run = open_crypto(&path, None).await;
-    run.load_account().await.unwrap();
+    let run = next_run(run).await;
     assert!(run
         .get_outbound_group_session(room)
         .await
@@ -127,23 +132,14 @@ async fn outbound_sessions_continue_after_a_clean_stop_and_never_after_a_crash()
         .is_none());
 
     // A run that stops cleanly: the next one continues the same session.
-    run.save_changes(Changes {
-        outbound_group_sessions: vec![outbound.clone()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    run.save_changes(save()).await.unwrap();
     assert_eq!(run.save_at_stop().await.unwrap(), 1);
-    drop(run);
-    let run = open_crypto(&path, None).await;
-    run.load_account().await.unwrap();
+    let run = next_run(run).await;
     let continued = run.get_outbound_group_session(room).await.unwrap();
     assert_eq!(continued.as_ref().map(session), Some(session(&outbound)));
 
     // That run crashes: the session saved by the earlier clean stop is not continued again.
-    drop(run);
-    let run = open_crypto(&path, None).await;
-    run.load_account().await.unwrap();
+    let run = next_run(run).await;
     assert!(run
         .get_outbound_group_session(room)
         .await

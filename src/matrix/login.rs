@@ -262,22 +262,9 @@ async fn sign_in(
 /// encryption keys on the server yet (another program's store would hold them).
 async fn adopt(client: &Client, token: &str, wanted_user: &str) -> Result<SignedIn, String> {
     let hs = client.homeserver().to_string();
-    let probe = Client::builder()
-        .homeserver_url(client.homeserver())
-        .build()
+    let (probe, who) = whoami(&hs, token)
         .await
-        .map_err(|e| explain_transport(&chain(&e), &hs))?;
-    let placeholder: OwnedUserId = "@unknown:localhost".parse().expect("valid");
-    probe
-        .restore_session(matrix_session(placeholder, "UNKNOWN", token))
-        .await
-        .map_err(|e| format!("cannot use the access token: {e}"))?;
-    let who = probe.whoami().await.map_err(|e| {
-        format!(
-            "the access token was refused: {}",
-            explain(&matrix_sdk::Error::from(e), &hs)
-        )
-    })?;
+        .map_err(|e| format!("the access token was refused: {e}"))?;
     if !wanted_user.is_empty() && !names_user(wanted_user, who.user_id.as_str()) {
         return Err(format!(
             "the access token belongs to {}, not {wanted_user}",
@@ -304,6 +291,36 @@ async fn adopt(client: &Client, token: &str, wanted_user: &str) -> Result<Signed
         access_token: token.to_string(),
         method: Method::Adopted,
     })
+}
+
+/// Asks the homeserver whose `token` is (whoami), from a client without a store; returns that
+/// client (usable for requests that need no E2EE store) and the answer.
+async fn whoami(
+    homeserver: &str,
+    token: &str,
+) -> Result<
+    (
+        Client,
+        matrix_sdk::ruma::api::client::account::whoami::v3::Response,
+    ),
+    String,
+> {
+    let probe = Client::builder()
+        .homeserver_url(homeserver)
+        .build()
+        .await
+        .map_err(|e| explain_transport(&chain(&e), homeserver))?;
+    // whoami needs a session; the user and device are placeholders until the server names them.
+    let placeholder: OwnedUserId = "@unknown:localhost".parse().expect("valid");
+    probe
+        .restore_session(matrix_session(placeholder, "UNKNOWN", token))
+        .await
+        .map_err(|e| e.to_string())?;
+    let who = probe
+        .whoami()
+        .await
+        .map_err(|e| explain(&matrix_sdk::Error::from(e), homeserver))?;
+    Ok((probe, who))
 }
 
 /// Uploads the keys and signs the device: through the recovery key when the account has
@@ -408,25 +425,12 @@ pub async fn credentials_from_token(
     token: &str,
 ) -> Result<Credentials, String> {
     let homeserver = normalize_homeserver(homeserver);
-    let client = Client::builder()
-        .homeserver_url(&homeserver)
-        .build()
-        .await
-        .map_err(|e| explain_transport(&chain(&e), &homeserver))?;
     let user_id: OwnedUserId = user
         .parse()
         .map_err(|e| format!("matrix.bot_user_id '{user}': {e}"))?;
-    // whoami needs a session; the device id is a placeholder until the server names it.
-    client
-        .restore_session(matrix_session(user_id.clone(), "UNKNOWN", token))
+    let (_, who) = whoami(&homeserver, token)
         .await
         .map_err(|e| format!("matrix.access_token: {e}"))?;
-    let who = client.whoami().await.map_err(|e| {
-        format!(
-            "matrix.access_token: {}",
-            explain(&matrix_sdk::Error::from(e), &homeserver)
-        )
-    })?;
     let device = who.device_id.ok_or_else(|| {
         "matrix.access_token: the server names no device for this token; run `mmrelay auth login`".to_string()
     })?;

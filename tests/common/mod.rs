@@ -2,6 +2,7 @@
 //! short timers.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod one_room;
 pub mod relay;
 pub mod synapse;

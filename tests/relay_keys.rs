@@ -310,3 +310,39 @@ async fn kept_events_of_a_room_no_longer_bridged_are_forgotten_with_one_line_eac
     relay.stop().await;
     assert_eq!(waiting_rows(home.path()), 0);
 }
+
+/// Kept undecryptable events older than `matrix.max_event_age` at the next start: no key could
+/// bring them to the mesh any more, so they are forgotten (and no longer tried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_events_older_than_max_event_age_are_forgotten_at_start() {
+    let Setup {
+        port, home, room, ..
+    } = setup().await;
+    let mut relay = Relay::launch(home.path()).await;
+    let t0 = Instant::now();
+    while waiting_rows(home.path()) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", relay.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.kill();
+    let killed = Instant::now();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!(
+            "matrix:\n  max_event_age: 1\nmatrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KeyNet\n"
+        ),
+    )
+    .unwrap();
+    // The precondition: both events are now more than a second old.
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(killed.elapsed())).await;
+    let relay = Relay::launch(home.path()).await;
+    let log = relay.log();
+    assert_eq!(
+        log.matches("older than matrix.max_event_age now").count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("still wait for their keys"), "{log}");
+    relay.stop().await;
+    assert_eq!(waiting_rows(home.path()), 0);
+}

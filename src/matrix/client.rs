@@ -232,9 +232,19 @@ pub async fn start(
     // What waited for its key in an earlier run waits again, before the first sync: if that
     // sync brings one of them decrypted, it is not delivered twice.
     let mut dropped = Vec::new();
-    let restored_waiting = !opts.undecryptable.is_empty();
+    let too_old = crate::clock::now_ms().saturating_sub(opts.backfill_max_age.as_millis() as u64);
     for kept in &opts.undecryptable {
         match Waiting::from_kept(kept) {
+            // Older than the relay would send (`matrix.max_event_age`): no key can bring it
+            // back to the mesh.
+            Some(w) if w.sent_ms().is_some_and(|t| t < too_old) => {
+                info!(
+                    "Forgetting event {} that waited for its key: it is older than \
+                     matrix.max_event_age now",
+                    kept.event_id
+                );
+                dropped.push(kept.event_id.clone());
+            }
             Some(w) if shared.rooms.contains(&w.room) => {
                 let _ = wait_for_key(&shared, w);
             }
@@ -255,11 +265,9 @@ pub async fn start(
             }
         }
     }
-    if restored_waiting {
-        info!(
-            "{} event(s) from an earlier run still wait for their keys",
-            shared.pending.lock().unwrap().len()
-        );
+    let still_waiting = shared.pending.lock().unwrap().len();
+    if still_waiting > 0 {
+        info!("{still_waiting} event(s) from an earlier run still wait for their keys");
     }
 
     // Invites: accepted for configured rooms only.
@@ -393,7 +401,7 @@ pub async fn start(
 
     // Keys that came while mmrelay was stopped arrived with the first sync, before the key
     // stream above was listened to: try everything kept once now.
-    if restored_waiting {
+    if still_waiting > 0 {
         let s = shared.clone();
         let c = client.clone();
         tokio::spawn(async move { retry_pending(&s, &c, &Retry::All).await });

@@ -64,6 +64,11 @@ pub(super) struct Waiting {
 }
 
 impl Waiting {
+    /// When the homeserver received it (`origin_server_ts`), if the event says.
+    pub fn sent_ms(&self) -> Option<u64> {
+        self.raw.get_field::<u64>("origin_server_ts").ok().flatten()
+    }
+
     /// One the relay kept from an earlier run.
     pub fn from_kept(u: &Undecryptable) -> Option<Waiting> {
         Some(Waiting {

@@ -574,7 +574,10 @@ impl Relay {
 
     /// Saves all bookkeeping now.
     pub(super) fn flush(&mut self) {
-        if let Err(e) = self.save(&mut Changes::default(), true) {
+        let mut c = Changes::default();
+        self.waiting.take_into(&mut c);
+        if let Err(e) = self.save(&mut c, true) {
+            self.waiting.restore_from(&mut c);
             warn!("Saving the relay's state failed: {e}; will retry");
         }
     }

@@ -265,22 +265,17 @@ async fn an_access_token_is_adopted_and_another_users_is_refused() {
     let home = tempfile::tempdir().unwrap();
     let token_file = home.path().join("access-token");
     std::fs::write(&token_file, &session.tokens.access_token).unwrap();
+    // `auth login --access-token-file` with `extra` arguments.
+    let adopt = |extra: &[&str]| {
+        let mut args = vec!["auth", "login", "--homeserver", hs.url.as_str()];
+        args.extend_from_slice(extra);
+        args.extend(["--access-token-file", token_file.to_str().unwrap()]);
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        run(home.path(), args)
+    };
 
     // Named for another user: refused.
-    let out = run(
-        home.path(),
-        &[
-            "auth",
-            "login",
-            "--homeserver",
-            hs.url.as_str(),
-            "--username",
-            "someone-else",
-            "--access-token-file",
-            token_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = adopt(&["--username", "someone-else"]).await;
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(
@@ -298,38 +293,14 @@ async fn an_access_token_is_adopted_and_another_users_is_refused() {
         "matrix:\n  bot_user_id: \"@someone-else:localhost\"\n",
     )
     .unwrap();
-    let out = run(
-        home.path(),
-        &[
-            "auth",
-            "login",
-            "--homeserver",
-            hs.url.as_str(),
-            "--access-token-file",
-            token_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = adopt(&[]).await;
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("not @someone-else:localhost"), "{t}");
     nothing_written(home.path());
     std::fs::remove_file(&config).unwrap();
 
-    let out = run(
-        home.path(),
-        &[
-            "auth",
-            "login",
-            "--homeserver",
-            hs.url.as_str(),
-            "--username",
-            bot.as_str(),
-            "--access-token-file",
-            token_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = adopt(&["--username", &bot]).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     let c = creds(home.path());

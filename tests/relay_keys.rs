@@ -29,6 +29,28 @@ async fn sync(c: &Client) {
         .unwrap();
 }
 
+/// config.yaml bridging `room` to the simulator on `port`, after `head`.
+fn write_config(home: &std::path::Path, room: &matrix_sdk::ruma::RoomId, port: u16, head: &str) {
+    std::fs::write(
+        home.join("config.yaml"),
+        format!(
+            "{head}matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KeyNet\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Runs mmrelay until it has kept both messages it cannot decrypt, then kills it.
+async fn keep_both_then_crash(home: &std::path::Path) {
+    let mut relay = Relay::launch(home).await;
+    let t0 = Instant::now();
+    while waiting_rows(home) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", relay.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    relay.kill();
+}
+
 /// Rows of the relay's table of events that wait for their keys.
 fn waiting_rows(home: &std::path::Path) -> i64 {
     let db = rusqlite::Connection::open(home.join("database/meshtastic.sqlite")).unwrap();
@@ -140,13 +162,7 @@ async fn setup() -> Setup {
         .event_id;
     // The first device takes the key in before mmrelay asks for it.
     sync(&other).await;
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KeyNet\n"
-        ),
-    )
-    .unwrap();
+    write_config(home.path(), &room, port, "");
     Setup {
         sim,
         port,
@@ -273,26 +289,14 @@ async fn kept_events_of_a_room_no_longer_bridged_are_forgotten_with_one_line_eac
         sealed_id,
         ..
     } = setup().await;
-    let mut relay = Relay::launch(home.path()).await;
-    let t0 = Instant::now();
-    while waiting_rows(home.path()) < 2 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "{}", relay.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    relay.kill();
+    keep_both_then_crash(home.path()).await;
 
     // The config now bridges another (plain) room only.
     let mut req = create_room::v3::Request::new();
     req.invite = vec![bot_id.clone()];
     req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
     let plain = human.create_room(req).await.unwrap().room_id().to_owned();
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix_rooms:\n  - id: \"{plain}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KeyNet\n"
-        ),
-    )
-    .unwrap();
+    write_config(home.path(), &plain, port, "");
     let relay = Relay::launch(home.path()).await;
     let log = relay.log();
     let line = format!("Forgetting event {sealed_id} that waited for its key: its room");
@@ -318,21 +322,9 @@ async fn kept_events_older_than_max_event_age_are_forgotten_at_start() {
     let Setup {
         port, home, room, ..
     } = setup().await;
-    let mut relay = Relay::launch(home.path()).await;
-    let t0 = Instant::now();
-    while waiting_rows(home.path()) < 2 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "{}", relay.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    relay.kill();
+    keep_both_then_crash(home.path()).await;
     let killed = Instant::now();
-    std::fs::write(
-        home.path().join("config.yaml"),
-        format!(
-            "matrix:\n  max_event_age: 1\nmatrix_rooms:\n  - id: \"{room}\"\n    meshtastic_channel: 0\nmeshtastic:\n  connection_type: tcp\n  host: 127.0.0.1\n  port: {port}\n  meshnet_name: KeyNet\n"
-        ),
-    )
-    .unwrap();
+    write_config(home.path(), &room, port, "matrix:\n  max_event_age: 1\n");
     // The precondition: both events are now more than a second old.
     tokio::time::sleep(Duration::from_secs(1).saturating_sub(killed.elapsed())).await;
     let relay = Relay::launch(home.path()).await;

@@ -1,8 +1,6 @@
 //! `mmrelay config generate|check`: a commented sample config, and a check of the config and
 //! the Matrix credentials that exits 0 or 1.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -41,20 +39,13 @@ fn generate(paths: &Paths) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => format!(
-                "{} already exists; it was not changed (remove it first to write a new sample)",
-                file.display()
-            ),
-            _ => format!("{}: cannot write: {e}", file.display()),
-        })?;
-    f.write_all(SAMPLE.as_bytes())
-        .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+    credentials::create_private(file, SAMPLE.as_bytes()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => format!(
+            "{} already exists; it was not changed (remove it first to write a new sample)",
+            file.display()
+        ),
+        _ => format!("{}: cannot write: {e}", file.display()),
+    })?;
     println!("Wrote a sample config to {}", file.display());
     println!("Edit the values marked CHANGE ME, then run `mmrelay auth login` and `mmrelay config check`.");
     Ok(())

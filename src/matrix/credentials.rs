@@ -119,6 +119,17 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
     })
 }
 
+/// Writes a new file with mode 0600; never replaces one (`AlreadyExists` then).
+pub fn create_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 /// 32 random bytes from the kernel, hex-encoded.
 pub fn random_secret() -> Result<String, String> {
     let mut buf = [0u8; 32];

@@ -4,8 +4,6 @@
 //! overwritten. Old room keys are never downloaded from the backup (the relay does not need
 //! them): the client is built with a manual backup download strategy.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use matrix_sdk::Client;
@@ -33,21 +31,15 @@ pub fn read_key_file(path: &Path) -> Result<String, String> {
 
 /// Writes `key` to a new file `path`, readable by its owner only; never replaces a file.
 pub fn write_key_file(path: &Path, key: &str) -> Result<(), String> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| match e.kind() {
+    super::credentials::create_private(path, format!("{key}\n").as_bytes()).map_err(|e| {
+        match e.kind() {
             std::io::ErrorKind::AlreadyExists => format!(
                 "--recovery-key-file {}: exists; it was not overwritten",
                 path.display()
             ),
             _ => format!("--recovery-key-file {}: cannot write: {e}", path.display()),
-        })?;
-    f.write_all(format!("{key}\n").as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("--recovery-key-file {}: cannot write: {e}", path.display()))
+        }
+    })
 }
 
 /// Opens the account's secret storage with `key` and imports the cross-signing keys (and the

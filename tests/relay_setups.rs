@@ -359,7 +359,10 @@ async fn a_device_that_cannot_be_signed_is_reported_once_and_relays() {
     let warning = "Cross-signing: this device is not signed: the account's cross-signing keys \
                    are not in this E2EE store";
     assert_eq!(log.matches(warning).count(), 1, "{log}");
-    assert!(log.contains("run `mmrelay auth login`"), "{log}");
+    assert!(
+        log.contains("run `mmrelay auth login --recovery-key-file FILE`"),
+        "{log}"
+    );
     assert!(!log.contains("ERROR"), "{log}");
     relay.stop().await;
 }

@@ -89,17 +89,7 @@ fn prompt(question: &str) -> Result<String, String> {
 /// standard input.
 fn password(args: &PasswordArgs) -> Result<String, String> {
     if let Some(file) = &args.password_file {
-        let text = if file.as_os_str() == "-" {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-            line
-        } else {
-            std::fs::read_to_string(file)
-                .map_err(|e| format!("--password-file {}: {e}", file.display()))?
-        };
+        let text = read_file_or_stdin(file, "--password-file")?;
         let pw = text.trim_end_matches(['\r', '\n']).to_string();
         if pw.is_empty() {
             return Err("the password file is empty".into());
@@ -181,19 +171,22 @@ struct How {
     reset: bool,
 }
 
-/// A token from `file` ('-': the first line of standard input).
-fn read_token(file: &std::path::Path, flag: &str) -> Result<String, String> {
-    let text = if file.as_os_str() == "-" {
+/// The text of `file` given with `flag`; '-': the first line of standard input.
+fn read_file_or_stdin(file: &std::path::Path, flag: &str) -> Result<String, String> {
+    if file.as_os_str() == "-" {
         let mut line = String::new();
         std::io::stdin()
             .lock()
             .read_line(&mut line)
             .map_err(|e| format!("{flag}: cannot read standard input: {e}"))?;
-        line
-    } else {
-        std::fs::read_to_string(file).map_err(|e| format!("{flag} {}: {e}", file.display()))?
-    };
-    let token = text.trim().to_string();
+        return Ok(line);
+    }
+    std::fs::read_to_string(file).map_err(|e| format!("{flag} {}: {e}", file.display()))
+}
+
+/// A token from `file` ('-': the first line of standard input).
+fn read_token(file: &std::path::Path, flag: &str) -> Result<String, String> {
+    let token = read_file_or_stdin(file, flag)?.trim().to_string();
     if token.is_empty() {
         return Err(format!("{flag} {}: empty", file.display()));
     }

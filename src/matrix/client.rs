@@ -95,7 +95,8 @@ pub struct MatrixHandle {
     user_id: OwnedUserId,
     blocked: Arc<Vec<OwnedRoomId>>,
     held: HeldBack,
-    /// Kept undecryptable events given up at start (their room is no longer bridged).
+    /// Kept undecryptable events given up at start (too old, of a room no longer bridged, or
+    /// beyond what the client waits for).
     dropped: Arc<Vec<String>>,
 }
 
@@ -149,8 +150,8 @@ impl MatrixHandle {
         &self.blocked
     }
 
-    /// The undecryptable events kept from an earlier run that were given up at start, since
-    /// their rooms are no longer bridged: the relay forgets them.
+    /// The undecryptable events kept from an earlier run that were given up at start (see
+    /// `dropped`): the relay forgets them.
     pub fn dropped_undecryptable(&self) -> &[String] {
         &self.dropped
     }
@@ -246,7 +247,10 @@ pub async fn start(
                 dropped.push(kept.event_id.clone());
             }
             Some(w) if shared.rooms.contains(&w.room) => {
-                let _ = wait_for_key(&shared, w);
+                // More kept than the client waits for: the oldest go, as during a run.
+                if let Some(Some(old)) = wait_for_key(&shared, w) {
+                    dropped.push(old);
+                }
             }
             Some(_) => {
                 warn!(

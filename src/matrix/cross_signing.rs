@@ -23,7 +23,8 @@ impl CrossSigning {
             CrossSigning::Signed => "this device is verified by its owner",
             CrossSigning::IdentityElsewhere => {
                 "not signed: the account's identity keys are not on this device (run \
-                 `mmrelay auth login --reset-cross-signing`)"
+                 `mmrelay auth login --recovery-key-file FILE`, or `--reset-cross-signing` if \
+                 the recovery key is lost too)"
             }
             CrossSigning::NotSetUp => {
                 "not signed yet (mmrelay sets it up at start; if the homeserver asks for a \
@@ -126,9 +127,11 @@ pub(super) async fn sign_own_device(client: &Client) -> Result<(), String> {
 
 /// Learns the account's public identity as the server now has it, so that a signature just
 /// uploaded is seen by [`cross_signing_state`].
-async fn refresh_own_identity(client: &Client) {
+pub(super) async fn refresh_own_identity(client: &Client) {
     if let Some(u) = client.user_id().map(ToOwned::to_owned) {
-        let _ = client.encryption().request_user_identity(&u).await;
+        if let Err(e) = client.encryption().request_user_identity(&u).await {
+            log::debug!("reading the account's identity back failed: {e}");
+        }
     }
 }
 
@@ -141,18 +144,8 @@ pub async fn at_start(client: &Client) -> Result<CrossSigning, String> {
     if cross_signing_state(client).await == CrossSigning::Signed {
         return Ok(CrossSigning::Signed);
     }
-    let enc = client.encryption();
-    if let Err(e) = enc.bootstrap_cross_signing_if_needed(None).await {
-        return Err(match e.as_uiaa_response() {
-            Some(_) => {
-                "the homeserver asks for the account's password to set up cross-signing".to_string()
-            }
-            None => format!("the homeserver refused to set up cross-signing: {e}"),
-        });
-    }
-    sign_own_device(client).await?;
-    refresh_own_identity(client).await;
-    Ok(cross_signing_state(client).await)
+    let user = client.user_id().map(|u| u.to_string()).unwrap_or_default();
+    setup_cross_signing(client, &user, None, false).await
 }
 
 /// The log line for [`at_start`]'s outcome: whether it is a warning, and the text.
@@ -166,8 +159,9 @@ pub fn at_start_line(outcome: &Result<CrossSigning, String>) -> (bool, String) {
             true,
             "Cross-signing: this device is not signed: the account's cross-signing keys are not \
              in this E2EE store, so other users see the relay's messages as sent by an \
-             unverified device; run `mmrelay auth login` (or `mmrelay auth login \
-             --reset-cross-signing` if those keys are lost). Relaying goes on."
+             unverified device; run `mmrelay auth login --recovery-key-file FILE` (or \
+             `mmrelay auth login --reset-cross-signing` if the recovery key is lost too). \
+             Relaying goes on."
                 .into(),
         ),
         Ok(CrossSigning::NotSetUp) => (
@@ -178,10 +172,7 @@ pub fn at_start_line(outcome: &Result<CrossSigning, String>) -> (bool, String) {
         ),
         Err(e) => (
             true,
-            format!(
-                "Cross-signing: this device is not signed: {e}; run `mmrelay auth login` once \
-                 to set it up with the password. Relaying goes on."
-            ),
+            format!("Cross-signing: this device is not signed: {e}. Relaying goes on."),
         ),
     }
 }

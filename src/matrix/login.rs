@@ -13,7 +13,7 @@ use matrix_sdk::Client;
 
 use super::credentials::{self, Credentials, MatrixPaths};
 use super::cross_signing::{
-    cross_signing_state, setup_cross_signing, sign_own_device, CrossSigning,
+    cross_signing_state, refresh_own_identity, setup_cross_signing, sign_own_device, CrossSigning,
 };
 use super::recovery;
 use super::session::{
@@ -69,8 +69,6 @@ pub struct LoginReport {
     pub lines: Vec<String>,
     pub device_id: String,
     pub cross_signing: Option<CrossSigning>,
-    /// The recovery key made by this login, if one was.
-    pub recovery_key: Option<String>,
 }
 
 /// How the client got its session.
@@ -168,7 +166,7 @@ pub async fn login(
         if reuse.is_some() { " (reused)" } else { "" }
     ));
     let finished = finish(&client, params, &signed, &mut step).await;
-    let (cs, key) = match finished {
+    let cs = match finished {
         Ok(done) => done,
         Err(e) => {
             // A device made by this login goes again; an adopted token stays the owner's.
@@ -204,7 +202,6 @@ pub async fn login(
     }
     report.device_id = signed.device_id;
     report.cross_signing = Some(cs);
-    report.recovery_key = key;
     Ok(report)
 }
 
@@ -330,7 +327,7 @@ async fn finish(
     params: &LoginParams,
     signed: &SignedIn,
     step: &mut dyn FnMut(String),
-) -> Result<(CrossSigning, Option<String>), String> {
+) -> Result<CrossSigning, String> {
     upload_keys(client).await?;
     step("Encryption keys uploaded".to_string());
     let has_recovery = recovery::on_account(client).await?;
@@ -352,11 +349,12 @@ async fn finish(
                         .into(),
                 );
             }
-            return Ok((cs, None));
+            return Ok(cs);
         };
         recovery::restore(client, &key).await?;
         sign_own_device(client).await?;
-        let cs = refreshed_state(client).await;
+        refresh_own_identity(client).await;
+        let cs = cross_signing_state(client).await;
         step(format!(
             "Recovery key accepted: {}",
             match cs {
@@ -364,7 +362,7 @@ async fn finish(
                 _ => "but this device could not be signed",
             }
         ));
-        return Ok((cs, None));
+        return Ok(cs);
     }
     if let Some(f) = file.filter(|f| f.exists()) {
         return Err(format!(
@@ -376,7 +374,7 @@ async fn finish(
     let cs = setup_cross_signing(client, user, password, params.reset_cross_signing).await?;
     step(describe(&cs).into());
     if cs != CrossSigning::Signed || !params.set_up_recovery {
-        return Ok((cs, None));
+        return Ok(cs);
     }
     let key = recovery::create(client, has_recovery).await?;
     match file {
@@ -394,14 +392,7 @@ async fn finish(
              --recovery-key-file`)"
         )),
     }
-    Ok((cs, Some(key)))
-}
-
-async fn refreshed_state(client: &Client) -> CrossSigning {
-    if let Some(u) = client.user_id().map(ToOwned::to_owned) {
-        let _ = client.encryption().request_user_identity(&u).await;
-    }
-    cross_signing_state(client).await
+    Ok(cs)
 }
 
 fn describe(cs: &CrossSigning) -> &'static str {

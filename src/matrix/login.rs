@@ -170,11 +170,13 @@ pub async fn login(
         Ok(done) => done,
         Err(e) => {
             // A device made by this login goes again; an adopted token stays the owner's.
-            if signed.method != Method::Adopted && reuse.is_none() {
-                let _ = client.matrix_auth().logout().await;
-            }
+            let left = if signed.method != Method::Adopted && reuse.is_none() {
+                log_out_again(&client, &signed.device_id).await
+            } else {
+                String::new()
+            };
             undo_files(paths);
-            return Err(format!("{e}; nothing was written"));
+            return Err(format!("{e}; nothing was written{left}"));
         }
     };
     let creds = Credentials {
@@ -203,6 +205,17 @@ pub async fn login(
     report.device_id = signed.device_id;
     report.cross_signing = Some(cs);
     Ok(report)
+}
+
+/// Logs out the device a failed login made; what to add to its error when that fails too.
+async fn log_out_again(client: &Client, device: &str) -> String {
+    match client.matrix_auth().logout().await {
+        Ok(_) => String::new(),
+        Err(e) => format!(
+            "; device {device} that it made could not be logged out ({e}): remove it from \
+             another client"
+        ),
+    }
 }
 
 /// Gets a session on `client`: a password or token login, or the adopted access token.
@@ -241,9 +254,9 @@ async fn sign_in(
         _ => format!("login failed: {}", explain(&e, homeserver)),
     })?;
     if !wanted_user.is_empty() && !names_user(wanted_user, resp.user_id.as_str()) {
-        let _ = client.matrix_auth().logout().await;
+        let left = log_out_again(client, resp.device_id.as_str()).await;
         return Err(format!(
-            "the login token is for {}, not {wanted_user}",
+            "the login token is for {}, not {wanted_user}{left}",
             resp.user_id
         ));
     }

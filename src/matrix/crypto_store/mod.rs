@@ -195,7 +195,11 @@ impl CryptoStore for SdkCryptoStore {
         let Some(account) = &changes.account else {
             return self.inner.save_pending_changes(changes).await;
         };
-        *self.static_account.lock().unwrap() = Some(account.static_data().clone());
+        // The same for an account's life: taken once, not at every save (one per sync).
+        self.static_account
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| account.static_data().clone());
         let digest = account_digest(account);
         if digest.is_some() && *self.account_on_disk.lock().unwrap() == digest {
             return Ok(());

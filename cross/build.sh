@@ -131,6 +131,12 @@ for name in "${names[@]}"; do
     [ "$profile" = dev ] && dir=$CARGO_TARGET_DIR/$triple/debug
     echo "==> $triple: $profile build${CARGO_PROFILE_RELEASE_OPT_LEVEL:+ (opt-level $CARGO_PROFILE_RELEASE_OPT_LEVEL)} took $(( $(date +%s) - start )) s"
     check_binary "$dir/mmrelay"
+    if [ "$route" = zig ] && [ "$profile" != dev ]; then
+      # shellcheck disable=SC2012
+      order=$(ls -t "$dir"/deps/mmrelay-*.order 2>/dev/null | head -n 1)
+      [ -n "$order" ] || { echo "error: $dir/mmrelay was not linked by cross/zig-link" >&2; exit 1; }
+      echo "==> link order: $(wc -l <"$order") functions laid out first (cross/zig-link)"
+    fi
     smoke "$dir"
     printf '==> %s %s: mmrelay %s bytes, mmrelay-sim %s bytes\n' "$triple" "$profile" \
       "$(stat -c %s "$dir/mmrelay")" "$(stat -c %s "$dir/mmrelay-sim")"

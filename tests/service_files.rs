@@ -84,6 +84,7 @@ fn shell_scripts() -> Vec<std::path::PathBuf> {
         "cross/openwrt/mmrelay.init",
         "cross/debian/postinst",
         "cross/ordered-cc",
+        "cross/zig-link",
     ] {
         v.push(root().join(f));
     }

@@ -85,6 +85,7 @@ fn shell_scripts() -> Vec<std::path::PathBuf> {
         "cross/debian/postinst",
         "cross/ordered-cc",
         "cross/zig-link",
+        "cross/pick-order",
     ] {
         v.push(root().join(f));
     }

@@ -47,7 +47,11 @@ fn a_list_from_one_build_picks_the_same_functions_of_another_in_its_order() {
         .arg(&names)
         .output()
         .expect("cross/pick-order (needs c++filt, Debian package binutils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "_ZN4core3fmt5write17hfedcba9876543210E\n\

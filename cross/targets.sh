@@ -138,7 +138,7 @@ size_flags() {
   # calls to one copy (on aarch64 it already runs on code built at "z"): 10 % smaller.
   [ -n "$cpu_arch" ] && rf="$rf -C llvm-args=-enable-machine-outliner=always"
   if [ "$route" = zig ]; then
-    # Identical code folded, the relay's functions laid out hot first (cross/zig-link).
+    # The functions a relay runs laid out together (cross/zig-link).
     # Legacy symbol names, as the x86_64 build's, so that the order list's names match.
     rf="$rf -Zunstable-options -Csymbol-mangling-version=legacy -C linker=$root/cross/zig-link"
     export MMRELAY_TARGET_UP=$up

@@ -127,7 +127,8 @@ setup_target() {
 # CARGO_PROFILE_RELEASE_OPT_LEVEL is set; the crypto crates stay at 3), the standard library
 # rebuilt with it and without its backtrace printer, no unwind tables (panic=abort never
 # unwinds; panics still print their message), Thumb-2 code on armv7, the machine outliner on
-# 32-bit ARM, and on the zig route the link of cross/zig-link.
+# 32-bit ARM, code that is not position-independent in the static ARM binaries, and on the zig
+# route the link of cross/zig-link.
 size_flags() {
   export RUSTC_BOOTSTRAP=1
   export "CARGO_PROFILE_RELEASE_OPT_LEVEL=${user_opt:-$opt}"
@@ -137,6 +138,14 @@ size_flags() {
   # 32-bit ARM: LLVM's machine outliner, which replaces repeated instruction sequences with
   # calls to one copy (on aarch64 it already runs on code built at "z"): 10 % smaller.
   [ -n "$cpu_arch" ] && rf="$rf -C llvm-args=-enable-machine-outliner=always"
+  # The static ARM binaries are plain executables, not position-independent ones (Rust makes
+  # static-pie only for x86_64): their code may address data directly, without the sums with
+  # the program counter that PIC needs (ARMv6 2.5 % smaller). The loader sees no difference.
+  local cflags="-fno-asynchronous-unwind-tables -fno-unwind-tables"
+  case $triple in
+    x86_64-*) ;;
+    *musl*) rf="$rf -C relocation-model=static" cflags="$cflags -fno-pic" ;;
+  esac
   if [ "$route" = zig ]; then
     # The functions a relay runs laid out together (cross/zig-link).
     # Legacy symbol names, as the x86_64 build's, so that the order list's names match.
@@ -144,7 +153,7 @@ size_flags() {
     export MMRELAY_TARGET_UP=$up
   fi
   export "CARGO_TARGET_${up}_RUSTFLAGS=${rf# }"
-  export "CFLAGS_${low}=-fno-asynchronous-unwind-tables -fno-unwind-tables"
+  export "CFLAGS_${low}=$cflags"
 }
 
 # check_binary FILE: fails unless FILE is for $triple: the machine, static linking for musl,

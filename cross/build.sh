@@ -22,6 +22,7 @@
 #               print their sizes. Release builds rebuild the standard library for size;
 #               the ARM binaries but armv7 glibc are built at opt-level "z" (smaller, for
 #               13-20 % more CPU per message; CARGO_PROFILE_RELEASE_OPT_LEVEL=s overrides it).
+#               MMRELAY_EXTRA_RUSTFLAGS is added to the release builds' compiler flags.
 #
 # Two routes, both from Debian's and PyPI's packages, installed idempotently (docs/building.md):
 # the glibc targets link with Debian's cross gcc against Debian's prebuilt standard library for

@@ -128,7 +128,7 @@ setup_target() {
 # rebuilt with it and without its backtrace printer, no unwind tables (panic=abort never
 # unwinds; panics still print their message), Thumb-2 code on armv7, the machine outliner on
 # 32-bit ARM, code that is not position-independent in the static ARM binaries, and on the zig
-# route the link of cross/zig-link.
+# route the link of cross/zig-link; then $MMRELAY_EXTRA_RUSTFLAGS.
 size_flags() {
   export RUSTC_BOOTSTRAP=1
   export "CARGO_PROFILE_RELEASE_OPT_LEVEL=${user_opt:-$opt}"
@@ -152,6 +152,8 @@ size_flags() {
     rf="$rf -Zunstable-options -Csymbol-mangling-version=legacy -C linker=$root/cross/zig-link"
     export MMRELAY_TARGET_UP=$up
   fi
+  # The builder's own flags last, e.g. the terser diagnostics of docs/building.md.
+  [ -z "${MMRELAY_EXTRA_RUSTFLAGS:-}" ] || rf="$rf $MMRELAY_EXTRA_RUSTFLAGS"
   export "CARGO_TARGET_${up}_RUSTFLAGS=${rf# }"
   export "CFLAGS_${low}=$cflags"
 }

@@ -4,6 +4,8 @@
 
 known_targets="aarch64, armv7, aarch64-musl, armv7-musl, armv6, x86_64-musl"
 zig_pins=("cargo-zigbuild==0.24.1" "ziglang==0.17.1")
+# The standard library's source, from Debian's rust-web-src (-Zbuild-std builds it).
+std_src=/usr/lib/rustlib/src/rust/library
 
 # target_info NAME: sets triple, route (debian or zig), debarch and gnu (Debian's cross gcc),
 # qemu (the runner, as an array; empty on x86_64), cpu_arch (readelf's Tag_CPU_arch, 32-bit ARM)
@@ -80,7 +82,7 @@ sysroot() {
 # builds), build_std and base_rustflags (kept by size_flags).
 setup_target() {
   export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
-  [ -d /usr/lib/rustlib/src/rust/library ] || { echo "error: the standard library's source is missing (Debian package rust-web-src); run 'apt-get install rust-web-src'" >&2; exit 1; }
+  [ -d "$std_src" ] || { echo "error: the standard library's source is missing (Debian package rust-web-src); run 'apt-get install rust-web-src'" >&2; exit 1; }
   if [ ${#qemu[@]} -gt 0 ]; then
     local cpus
     cpus=$("${qemu[0]}" -cpu help 2>/dev/null || true)
@@ -128,7 +130,7 @@ setup_target() {
 # rebuilt with it and without its backtrace printer, no unwind tables (panic=abort never
 # unwinds; panics still print their message), Thumb-2 code on armv7, the machine outliner on
 # 32-bit ARM, code that is not position-independent in the static ARM binaries, and on the zig
-# route the link of cross/zig-link, source paths relative to their crate; then
+# route the link of cross/zig-link; on every route source paths relative to their crate; then
 # $MMRELAY_EXTRA_RUSTFLAGS.
 size_flags() {
   export RUSTC_BOOTSTRAP=1
@@ -136,14 +138,14 @@ size_flags() {
 
   local rf="$base_rustflags -C force-unwind-tables=no"
   # Panic messages name files as tokio-1.54.1/src/..., library/core/src/... and src/...,
-  # not by the builder's paths: 0.7 % smaller, and no home directory in the binary. The
+  # not by the builder's paths: 0.6-0.8 % smaller, and no home directory in the binary. The
   # crates are fetched first so that their folder is there to name on a fresh machine.
   cargo fetch --locked --quiet
   local d
   for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
-    [ -d "$d" ] && rf="$rf --remap-path-prefix=${d%/}="
+    if [ -d "$d" ]; then rf="$rf --remap-path-prefix=${d%/}="; fi
   done
-  rf="$rf --remap-path-prefix=/usr/lib/rustlib/src/rust/library=library --remap-path-prefix=$root/="
+  rf="$rf --remap-path-prefix=$std_src=library --remap-path-prefix=$root/="
   [ "$cpu_arch" = v7 ] && rf="$rf -C target-feature=+thumb-mode"
   # 32-bit ARM: LLVM's machine outliner, which replaces repeated instruction sequences with
   # calls to one copy (on aarch64 it already runs on code built at "z"): 10 % smaller.
